@@ -1,0 +1,67 @@
+"""The state a SupportFlow run owns from the customer's query to the final answer or ticket."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CustomerTicketState", "Priority", "TicketStatus"]
+
+Priority = Literal["low", "medium", "high"]
+
+
+class TicketStatus(str, Enum):
+    """Where a run stands. Terminal: faq_answered, ticket_created, failed."""
+
+    NEW = "new"
+    FAQ_ANSWERED = "faq_answered"
+    ESCALATED = "escalated"
+    TICKET_CREATED = "ticket_created"
+    FAILED = "failed"
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class CustomerTicketState(BaseModel):
+    """Everything a run knows. Only JSON-native field types, so ``model_validate_json(model_dump_json())``
+    gives back an equal object (ids and timestamps are strings)."""
+
+    model_config = ConfigDict(validate_assignment=True, use_enum_values=False)
+
+    id: str = Field(default_factory=_new_id, description="Run id; also the idempotency key of the ticket.")
+    original_query: str = ""
+    customer_id: str | None = Field(default=None, description="Customer id, once known (given or looked up).")
+    customer_hint: str | None = Field(default=None, description="E-mail or id the caller gave with the query.")
+    status: TicketStatus = TicketStatus.NEW
+    category: str = Field(default="unknown", description="One of the categories in config/categories.yaml.")
+    priority: Priority = "medium"
+    faq_response: str | None = None
+    faq_id: str | None = Field(default=None, description="The FAQ entry the answer came from, if any.")
+    answer_confidence: float | None = Field(default=None, description="Retrieval score behind the route decision.")
+    sources: list[str] = Field(default_factory=list, description="FAQ entry ids or web URLs behind the answer.")
+    classification_rationale: str | None = None
+    customer_summary: str | None = None
+    final_summary: str | None = None
+    ticket_id: str | None = None
+    ticket_url: str | None = None
+    failure_reason: str | None = None
+    route_trace: list[str] = Field(default_factory=list, description="Route labels taken, in order.")
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: str = Field(default_factory=_now)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run has an outcome the caller can act on."""
+        return self.status in (TicketStatus.FAQ_ANSWERED, TicketStatus.TICKET_CREATED, TicketStatus.FAILED)

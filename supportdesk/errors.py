@@ -1,0 +1,81 @@
+"""Every error supportdesk raises on purpose.
+
+Callers catch :class:`SupportdeskError` to handle all of them, or one branch::
+
+    SupportdeskError
+    ├── InvalidQueryError          the customer query is empty, too long or not text
+    ├── ConfigError                a setting or a file in config/ is missing or malformed
+    ├── CustomerNotFoundError      a customer given by id or e-mail is not in the customer DB
+    ├── LLMError                   a model could not give a usable answer
+    │   ├── LLMTimeoutError        the provider did not answer in time (after retries)
+    │   ├── LLMProviderError       the provider answered with an error status
+    │   └── OutputValidationError  the answer never validated into its response model
+    ├── WebSearchError             the web-search provider failed
+    └── TicketingError             the ticket backend failed
+
+Each carries a one-line ``str()`` meant for an operator's terminal.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CustomerNotFoundError",
+    "InvalidQueryError",
+    "LLMError",
+    "LLMProviderError",
+    "LLMTimeoutError",
+    "OutputValidationError",
+    "SupportdeskError",
+    "TicketingError",
+    "WebSearchError",
+]
+
+
+class SupportdeskError(Exception):
+    """Base class of every error supportdesk raises on purpose."""
+
+
+class InvalidQueryError(SupportdeskError, ValueError):
+    """The customer query cannot be processed (empty, too long, not valid text)."""
+
+
+class ConfigError(SupportdeskError):
+    """A setting or a configuration file is missing or malformed."""
+
+
+class CustomerNotFoundError(SupportdeskError, LookupError):
+    """An explicitly given customer (id or e-mail) is not in the customer database."""
+
+
+class LLMError(SupportdeskError):
+    """A language model could not produce a usable answer."""
+
+
+class LLMTimeoutError(LLMError, TimeoutError):
+    """The provider did not answer within the configured timeout, retries included."""
+
+
+class LLMProviderError(LLMError):
+    """The provider answered with an error (HTTP status, malformed envelope)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class OutputValidationError(LLMError):
+    """The model's output never validated into its response model, retries included."""
+
+    def __init__(self, message: str, *, attempts: int, last_output: str = "") -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_output = last_output
+
+
+class WebSearchError(SupportdeskError):
+    """The web-search provider failed (network, status, malformed body)."""
+
+
+class TicketingError(SupportdeskError):
+    """The ticket backend failed to create or find a ticket."""
