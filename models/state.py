@@ -51,7 +51,8 @@ class CustomerTicketState(BaseModel):
     sources: list[str] = Field(default_factory=list, description="FAQ entry ids or web URLs behind the answer.")
     classification_rationale: str | None = None
     customer_summary: str | None = None
-    final_summary: str | None = None
+    ticket_title: str | None = None
+    final_summary: str | None = Field(default=None, description="The answer's provenance, or the ticket summary.")
     ticket_id: str | None = None
     ticket_url: str | None = None
     failure_reason: str | None = None

@@ -1,0 +1,98 @@
+"""The collaborators a SupportFlow calls, behind small protocols so tests and embedders pass their own.
+
+:func:`build_services` wires the defaults from :class:`~supportdesk.settings.Settings`: the shared
+chat model from the LLM factory, the Haystack FAQ pipeline, the triage crew, and the ticket backend
+(Jira when configured, else the local SQLite store).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from supportdesk.llm._types import ChatModel, Completion
+from supportdesk.models import TicketDraft, TicketReceipt
+
+if TYPE_CHECKING:
+    from supportdesk.settings import Settings
+
+__all__ = ["FAQStage", "SupportServices", "TicketBackend", "TriageStage", "build_services"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, str], None]
+
+
+class FAQStage(Protocol):
+    """Answers from the FAQ (and the web fallback) or says the query must escalate."""
+
+    def run(self, query: str) -> Any:  # returns supportdesk.models.RAGResult
+        ...
+
+
+class TriageStage(Protocol):
+    """Classifies an escalated query, looks the customer up and drafts the ticket."""
+
+    def triage(self, query: str, customer_hint: str | None = None) -> Any:  # returns TriageResult
+        ...
+
+
+class TicketBackend(Protocol):
+    """Files tickets; creating twice with one idempotency key yields one ticket."""
+
+    def create(
+        self, draft: TicketDraft, *, idempotency_key: str, category: str, priority: str, customer_id: str | None
+    ) -> TicketReceipt: ...
+
+    def find_by_key(self, key: str) -> TicketReceipt | None: ...
+
+
+@dataclass
+class SupportServices:
+    """Everything a run needs besides its state."""
+
+    faq: FAQStage
+    triage: TriageStage
+    tickets: TicketBackend
+    chat_model: ChatModel | None = None
+    on_step: ProgressCallback | None = field(default=None, repr=False)
+
+    def progress(self, step: str, message: str) -> None:
+        logger.info("%s: %s", step, message)
+        if self.on_step is not None:
+            self.on_step(step, message)
+
+
+def usage_of(completions: list[Completion] | None) -> tuple[int, int, int]:
+    """(calls, prompt tokens, completion tokens) of a list of completions."""
+    completions = completions or []
+    return (
+        len(completions),
+        sum(c.prompt_tokens for c in completions),
+        sum(c.completion_tokens for c in completions),
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    chat_model: ChatModel | None = None,
+    on_step: ProgressCallback | None = None,
+) -> SupportServices:
+    """Wire the default collaborators from settings (imports the heavy libraries lazily)."""
+    from supportdesk.crews.tools.ticketing import build_ticket_backend
+    from supportdesk.crews.triage_crew import build_triage
+    from supportdesk.llm.factory import LLMFactory
+    from supportdesk.rag.pipeline import build_faq_pipeline
+
+    factory = LLMFactory(settings, chat_model)
+    model = factory.chat_model()
+    return SupportServices(
+        faq=build_faq_pipeline(settings, model, kind=factory.kind),
+        triage=build_triage(settings, model, kind=factory.kind),
+        tickets=build_ticket_backend(settings),
+        chat_model=model,
+        on_step=on_step,
+    )

