@@ -1,0 +1,124 @@
+"""supportdesk: first-line customer support as a deterministic flow.
+
+A CrewAI flow owns a typed ticket state; a Haystack FAQ step answers what the FAQ can answer;
+a small triage crew classifies, looks the customer up and files one ticket for the rest.
+Offline by default (an embedded Gemma 3 270M), one setting away from hosted models.
+
+The public API::
+
+    import supportdesk
+
+    state = supportdesk.handle_query("How do I reset my password?")
+    state.status, state.faq_response
+
+    state = await supportdesk.ahandle_query("I was charged twice", customer="ana@example.com")
+
+Everything not in ``__all__`` is private and may change.
+"""
+
+from __future__ import annotations
+
+from supportdesk._offline import apply_offline_defaults
+
+apply_offline_defaults()
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from supportdesk.errors import (  # noqa: E402
+    ConfigError,
+    CustomerNotFoundError,
+    InvalidQueryError,
+    LLMError,
+    LLMProviderError,
+    LLMTimeoutError,
+    OutputValidationError,
+    SupportdeskError,
+    TicketingError,
+    WebSearchError,
+)
+from supportdesk.llm import ChatMessage, ChatModel, Completion, ScriptedModel  # noqa: E402
+from supportdesk.models import CustomerTicketState, TicketStatus  # noqa: E402
+from supportdesk.settings import Settings, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from supportdesk.flows.services import SupportServices
+    from supportdesk.flows.support_flow import SupportFlow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChatMessage",
+    "ChatModel",
+    "Completion",
+    "ConfigError",
+    "CustomerNotFoundError",
+    "CustomerTicketState",
+    "InvalidQueryError",
+    "LLMError",
+    "LLMProviderError",
+    "LLMTimeoutError",
+    "OutputValidationError",
+    "ScriptedModel",
+    "Settings",
+    "SupportFlow",
+    "SupportServices",
+    "SupportdeskError",
+    "TicketStatus",
+    "TicketingError",
+    "WebSearchError",
+    "ahandle_query",
+    "build_services",
+    "handle_query",
+    "load_settings",
+]
+
+
+def handle_query(
+    query: str | bytes,
+    *,
+    customer: str | None = None,
+    run_id: str | None = None,
+    settings: Settings | None = None,
+    services: SupportServices | None = None,
+    chat_model: ChatModel | None = None,
+) -> CustomerTicketState:
+    """Run one customer query through the flow and return its final state.
+
+    :param customer: the customer's e-mail or id, when the caller knows it.
+    :param run_id: a stable id (the ticket's idempotency key); generated when omitted.
+    :param services: collaborators to use instead of the ones built from ``settings``.
+    :param chat_model: a model to use instead of the one ``settings.llm`` names.
+    :raises InvalidQueryError: empty, oversized, binary or non-UTF-8 input.
+    :raises ConfigError: broken settings or config files.
+    Failures inside the run come back as a state with status ``failed`` and ``failure_reason``.
+    """
+    from supportdesk._runner import run_query
+
+    return run_query(query, customer=customer, run_id=run_id, settings=settings, services=services, chat_model=chat_model)
+
+
+async def ahandle_query(
+    query: str | bytes,
+    *,
+    customer: str | None = None,
+    run_id: str | None = None,
+    settings: Settings | None = None,
+    services: SupportServices | None = None,
+    chat_model: ChatModel | None = None,
+) -> CustomerTicketState:
+    """Async twin of :func:`handle_query`."""
+    from supportdesk._runner import arun_query
+
+    return await arun_query(query, customer=customer, run_id=run_id, settings=settings, services=services, chat_model=chat_model)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SupportFlow":
+        from supportdesk.flows.support_flow import SupportFlow
+
+        return SupportFlow
+    if name in ("SupportServices", "build_services"):
+        from supportdesk.flows import services
+
+        return getattr(services, name)
+    raise AttributeError(f"module 'supportdesk' has no attribute {name!r}")
