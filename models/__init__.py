@@ -1,5 +1,6 @@
 """Typed data of supportdesk: the flow's ticket state and one response model per LLM decision."""
 
+from supportdesk.models.faq import FAQEntry, RAGResult, TokenUsage
 from supportdesk.models.responses import (
     Classification,
     CustomerRecord,
@@ -18,10 +19,13 @@ __all__ = [
     "CustomerRecord",
     "CustomerTicketState",
     "FAQAnswer",
+    "FAQEntry",
     "Invoice",
     "Priority",
+    "RAGResult",
     "TicketDraft",
     "TicketReceipt",
     "TicketStatus",
+    "TokenUsage",
     "WebAnswer",
 ]

@@ -1,0 +1,176 @@
+"""Haystack components of the FAQ stage: scoring, the answerability gate and the LLM answer parsers.
+
+::
+
+    scorer = EntryScorer(index, entry_ids=kb.ids)
+    cands = scorer.run(query_embedding=emb)["candidates"]       # [{"entry_id", "score"}, ...] best first
+    gate = AnswerGate(kb, threshold=0.55, decided_by="code")
+    gate.run(candidates=cands)["decision"]                      # {"verdict": "answer", "entry_id": ...}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from haystack import Document, component
+from haystack.dataclasses import ChatMessage as HaystackChatMessage
+from pydantic import BaseModel
+
+from supportdesk.errors import LLMError
+from supportdesk.llm._types import ChatMessage, ChatModel, Completion
+from supportdesk.llm.haystack_generator import from_haystack
+from supportdesk.llm.structured import structured_call, validate_output
+from supportdesk.models.responses import FAQAnswer, WebAnswer
+from supportdesk.rag.knowledge_base import KnowledgeBase
+from supportdesk.rag.scoring import EntryIndex
+
+__all__ = ["ESCALATE_ID", "AnswerGate", "EntryScorer", "StructuredParser"]
+
+logger = logging.getLogger(__name__)
+
+#: Pseudo-entry id of the KB's escalation examples: when it ranks first, the query escalates.
+ESCALATE_ID = "__escalate__"
+
+
+@component
+class EntryScorer:
+    """Scores every FAQ entry for a query embedding (fused max-cosine, centroid, KB head; BM25 optional).
+
+    :param index: the :class:`EntryIndex` of the KB.
+    :param entry_ids: id of each index entry (same order).
+    :param top_k: candidates returned.
+    :param bm25_weight: weight of the BM25 evidence (scores normalised by the best one).
+    """
+
+    def __init__(self, index: EntryIndex, entry_ids: list[str], top_k: int = 5, bm25_weight: float = 0.0) -> None:
+        self.index = index
+        self.entry_ids = entry_ids
+        self.top_k = top_k
+        self.bm25_weight = bm25_weight
+        self._pos = {e: i for i, e in enumerate(entry_ids)}
+
+    @component.output_types(candidates=list[dict[str, Any]])
+    def run(self, query_embedding: list[float], bm25_documents: list[Document] | None = None) -> dict[str, Any]:
+        scores = self.index.score(np.asarray([query_embedding], dtype=np.float32))[0]
+        if self.bm25_weight and bm25_documents:
+            best = max((d.score or 0.0) for d in bm25_documents) or 1.0
+            bonus = np.zeros_like(scores)
+            for doc in bm25_documents:
+                i = self._pos.get(str(doc.meta.get("entry_id")))
+                if i is not None:
+                    bonus[i] = max(bonus[i], (doc.score or 0.0) / best)
+            scores = scores + self.bm25_weight * bonus
+        order = np.argsort(-scores)[: self.top_k]
+        return {"candidates": [{"entry_id": self.entry_ids[i], "score": float(scores[i])} for i in order]}
+
+
+@component
+class AnswerGate:
+    """Decides whether the FAQ can answer: code compares the top score with the threshold.
+
+    With ``decided_by="llm"`` a top score within ``judge_margin`` below the threshold, or above it,
+    goes to the LLM judge with the ``judge_top_n`` best entries (verdict ``judge``).
+    Verdicts: ``answer`` (entry_id, answer text verbatim), ``judge`` (entries), ``no_evidence``.
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        threshold: float,
+        decided_by: str = "code",
+        judge_margin: float = 0.1,
+        judge_top_n: int = 3,
+    ) -> None:
+        self.kb = kb
+        self.threshold = threshold
+        self.decided_by = decided_by
+        self.judge_margin = judge_margin
+        self.judge_top_n = judge_top_n
+
+    @component.output_types(decision=dict[str, Any])
+    def run(self, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        real = [c for c in candidates if c["entry_id"] != ESCALATE_ID]
+        top = candidates[0] if candidates else None
+        if top is None:
+            return {"decision": {"verdict": "no_evidence", "reason": "empty knowledge base"}}
+        score = float(top["score"])
+        if top["entry_id"] == ESCALATE_ID:
+            return {"decision": {"verdict": "no_evidence", "score": score,
+                                 "reason": "closest to an escalation example: needs a person"}}
+        if self.decided_by == "llm":
+            if score >= self.threshold - self.judge_margin:
+                entries = [self.kb.get(c["entry_id"]) for c in real[: self.judge_top_n]]
+                return {"decision": {"verdict": "judge", "score": score,
+                                     "entries": [e.model_dump() for e in entries],
+                                     "reason": f"top score {score:.3f}: the model judges"}}
+        elif score >= self.threshold:
+            entry = self.kb.get(top["entry_id"])
+            return {"decision": {"verdict": "answer", "entry_id": entry.id, "answer": entry.answer, "score": score,
+                                 "reason": f"FAQ match {score:.3f} >= threshold {self.threshold:.3f}"}}
+        return {"decision": {"verdict": "no_evidence", "score": score,
+                             "reason": f"best FAQ score {score:.3f} below threshold {self.threshold:.3f}"}}
+
+
+@component
+class StructuredParser:
+    """Parses the generator's reply into ``FAQAnswer`` or ``WebAnswer``; re-asks the model on invalid output.
+
+    :param response_model: ``FAQAnswer`` or ``WebAnswer``.
+    :param model: the chat model, for re-asks (``structured_call`` with the reply fed back).
+    :param retries: re-asks after an invalid reply; when all fail the verdict is ``no_answer``.
+    """
+
+    def __init__(self, response_model: type[BaseModel], model: ChatModel, retries: int = 1, max_tokens: int = 256) -> None:
+        self.response_model = response_model
+        self.model = model
+        self.retries = retries
+        self.max_tokens = max_tokens
+
+    @component.output_types(decision=dict[str, Any], completions=list[Completion])
+    def run(
+        self,
+        replies: list[HaystackChatMessage],
+        messages: list[HaystackChatMessage],
+        completions: list[Completion] | None = None,
+        documents: list[Document] | None = None,
+        allowed_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        used = list(completions or [])
+        text = replies[0].text if replies else ""
+        try:
+            value = validate_output(text or "", self.response_model)
+        except Exception as exc:  # mirascope ParseError
+            logger.info("%s reply did not validate (%s); re-asking", self.response_model.__name__, exc)
+            value = None
+            if self.retries > 0:
+                conversation: list[ChatMessage] = [
+                    *from_haystack(messages),
+                    ChatMessage("assistant", text or ""),
+                    ChatMessage("user", "That answer was invalid. Reply again with JSON that matches the schema."),
+                ]
+                try:
+                    result = structured_call(self.model, conversation, self.response_model,
+                                             retries=self.retries - 1, max_tokens=self.max_tokens)
+                    value = result.value
+                    used.extend(result.completions)
+                except LLMError as err:
+                    logger.warning("%s: %s", self.response_model.__name__, err)
+        if value is None:
+            return {"decision": {"verdict": "no_answer", "reason": "the model gave no valid answer"}, "completions": used}
+        decision: dict[str, Any] = value.model_dump()
+        if isinstance(value, FAQAnswer):
+            if value.verdict == "answer" and (not value.entry_id or (allowed_ids and value.entry_id not in allowed_ids)):
+                decision = {"verdict": "no_answer", "reason": f"the model chose an unknown entry {value.entry_id!r}"}
+            else:
+                decision["reason"] = "the model chose FAQ entry" if value.verdict == "answer" else "the model found no FAQ answer"
+        elif isinstance(value, WebAnswer):
+            docs = documents or []
+            n = value.result_number
+            if value.verdict == "answer" and n is not None and 1 <= n <= len(docs):
+                decision["url"] = docs[n - 1].meta.get("url")
+                decision["reason"] = f"answered from web result {n} (untrusted)"
+            else:
+                decision = {"verdict": "no_answer", "url": None, "reason": "no web result answers the question"}
+        return {"decision": decision, "completions": used}

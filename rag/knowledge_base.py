@@ -1,0 +1,187 @@
+"""The FAQ knowledge base: entries from config/faq.yaml or a KB.jsonl file, and their cached embeddings.
+
+::
+
+    from supportdesk.rag.knowledge_base import KnowledgeBase
+
+    kb = KnowledgeBase.from_config()                 # packaged config/faq.yaml (or an override dir)
+    kb = KnowledgeBase.from_jsonl("clinc150_kb.jsonl")  # {"id", "question", "paraphrases"?, "answer"} a line
+    kb.get("reset-password").answer
+    vectors, owners = kb.embeddings(cache_dir=settings.home / "cache")   # (n_texts, 384), entry index per row
+
+Embeddings are computed in batches and cached on disk, keyed by a hash of the model id and every text,
+written to a temporary file and moved into place with ``os.replace`` (safe with concurrent writers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from supportdesk._config import load_jsonl, load_yaml
+from supportdesk.errors import ConfigError
+from supportdesk.models.faq import FAQEntry
+
+__all__ = ["KnowledgeBase", "cached_embeddings"]
+
+logger = logging.getLogger(__name__)
+
+
+def _entry(raw: Any, where: str) -> FAQEntry:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with id, question, answer")
+    name = raw.get("id", "?")
+    try:
+        return FAQEntry.model_validate(dict(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "entry"
+        raise ConfigError(f"{where}: FAQ entry {name!r}: {field}: {first['msg']}") from exc
+
+
+class KnowledgeBase:
+    """An ordered, id-unique collection of :class:`FAQEntry`, plus optional escalation examples.
+
+    :param entries: the FAQ entries.
+    :param escalate_examples: queries that must never be answered from the FAQ (they need a person).
+    :param source: where the entries came from, for messages.
+    """
+
+    def __init__(
+        self, entries: Iterable[FAQEntry], *, escalate_examples: Sequence[str] = (), source: str = "<memory>"
+    ) -> None:
+        self.entries: list[FAQEntry] = list(entries)
+        self.source = source
+        self.escalate_examples = [e.strip() for e in escalate_examples if e and e.strip()]
+        if not self.entries:
+            raise ConfigError(f"{source}: the knowledge base has no entries")
+        self._by_id: dict[str, FAQEntry] = {}
+        for entry in self.entries:
+            if entry.id in self._by_id:
+                raise ConfigError(f"{source}: duplicate FAQ entry id {entry.id!r}")
+            self._by_id[entry.id] = entry
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, records: Iterable[Any], *, source: str = "<memory>", escalate_examples: Sequence[str] = ()) -> KnowledgeBase:
+        """Build from dicts (as in faq.yaml); errors name the entry."""
+        entries = [_entry(raw, f"{source} entry {i + 1}") for i, raw in enumerate(records)]
+        return cls(entries, escalate_examples=escalate_examples, source=source)
+
+    @classmethod
+    def from_config(cls, override_dir: Path | None = None, name: str = "faq.yaml") -> KnowledgeBase:
+        """Load config/faq.yaml (``override_dir/faq.yaml`` wins when it exists)."""
+        data = load_yaml(name, override_dir)
+        if isinstance(data, list):
+            return cls.from_records(data, source=name)
+        if not isinstance(data, Mapping) or not isinstance(data.get("entries"), list):
+            raise ConfigError(f"{name}: expected a list of entries or a mapping with an 'entries' list")
+        examples = data.get("escalate_examples") or []
+        if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+            raise ConfigError(f"{name}: escalate_examples must be a list of strings")
+        return cls.from_records(data["entries"], source=name, escalate_examples=examples)
+
+    @classmethod
+    def from_jsonl(cls, path: Path | str, *, escalate_examples: Sequence[str] = ()) -> KnowledgeBase:
+        """Load a KB.jsonl file: one JSON object a line with id, question, optional paraphrases, answer."""
+        path = Path(path)
+        return cls.from_records(load_jsonl(path), source=str(path), escalate_examples=escalate_examples)
+
+    # -- access --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.entries)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._by_id
+
+    def get(self, entry_id: str) -> FAQEntry:
+        """The entry with ``entry_id``; :class:`KeyError` if absent."""
+        return self._by_id[entry_id]
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+    def texts(self) -> tuple[list[str], np.ndarray]:
+        """Every question and paraphrase, and the index of its entry (same order)."""
+        texts: list[str] = []
+        owners: list[int] = []
+        for i, entry in enumerate(self.entries):
+            for text in entry.texts:
+                texts.append(text)
+                owners.append(i)
+        return texts, np.asarray(owners, dtype=np.int64)
+
+    def embeddings(self, cache_dir: Path | None = None, encoder: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of :meth:`texts` (unit rows) and the owner index of each row; cached when ``cache_dir``."""
+        texts, owners = self.texts()
+        return cached_embeddings(texts, cache_dir=cache_dir, encoder=encoder), owners
+
+    def fingerprint(self) -> str:
+        """A short hash of every entry's texts and ids (changes when the KB changes)."""
+        digest = hashlib.sha256()
+        for entry in self.entries:
+            digest.update(entry.id.encode())
+            for text in entry.texts:
+                digest.update(b"\x1f" + text.encode())
+            digest.update(b"\x1e")
+        for text in self.escalate_examples:
+            digest.update(b"\x1d" + text.encode())
+        return digest.hexdigest()[:20]
+
+
+def _texts_key(texts: Sequence[str], model_id: str) -> str:
+    digest = hashlib.sha256(model_id.encode())
+    for text in texts:
+        digest.update(b"\x1f" + text.encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cached_embeddings(texts: Sequence[str], *, cache_dir: Path | None = None, encoder: Any = None) -> np.ndarray:
+    """Embed ``texts`` with the MiniLM encoder, reading/writing ``cache_dir/emb-<hash>.npy`` when given."""
+    if encoder is None:
+        from supportdesk.rag._minilm import get_encoder
+
+        encoder = get_encoder()
+    path: Path | None = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"emb-{_texts_key(texts, encoder.model_id)}.npy"
+        if path.exists():
+            try:
+                cached = np.load(path)
+                if cached.shape == (len(texts), encoder.dimension):
+                    logger.debug("embedding cache hit %s", path)
+                    return cached
+            except (OSError, ValueError) as exc:
+                logger.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+    vectors = encoder.encode(list(texts))
+    if path is not None:
+        try:
+            atomic_save_npy(path, vectors)
+        except OSError as exc:
+            logger.warning("could not write embedding cache %s: %s", path, exc)
+    return vectors
