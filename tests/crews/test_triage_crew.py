@@ -1,0 +1,115 @@
+"""The triage crew end to end with a ScriptedModel: code decisions, slots, validation retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from supportdesk.crews.classifier import ExampleClassifier
+from supportdesk.crews.triage_crew import TriageCrew, TriagePolicy, TriageResult
+from supportdesk.errors import InvalidQueryError, OutputValidationError
+from supportdesk.llm import ScriptedModel
+
+DOUBLE_CHARGE = "I was charged twice for my subscription this month and I want one payment refunded."
+
+CLASSIFY = {"category": "billing", "priority": "high", "rationale": "The customer reports a duplicate charge."}
+SUMMARY = {"summary": "Pro customer with two paid November charges of 29 dollars."}
+DRAFT = {"title": "Refund duplicate November charge", "summary": "Maria was charged twice in November. Refund one."}
+
+
+def _crew(model, customer_db, classifier, policy="embedded") -> TriageCrew:
+    return TriageCrew(model, customer_db, policy=policy, classifier=classifier)
+
+
+def test_classifier_puts_double_charge_in_billing_high(example_classifier: ExampleClassifier):
+    """Code alone classifies the double-charge message as billing with high priority."""
+    suggestion = example_classifier.suggest(DOUBLE_CHARGE)
+    assert (suggestion.category, suggestion.priority) == ("billing", "high")
+    assert "double_charge" in suggestion.rules
+
+
+def test_triage_double_charge_end_to_end(customer_db, example_classifier):
+    """Embedded policy: billing/high from code, customer found in code, the model fills three slots."""
+    model = ScriptedModel([CLASSIFY, SUMMARY, DRAFT])
+    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "maria.gonzalez@example.com")
+    assert isinstance(result, TriageResult)
+    assert (result.classification.category, result.classification.priority) == ("billing", "high")
+    assert result.customer.found and result.customer.customer.customer_id == "C-1001"
+    assert result.customer.matched_by == "email" and result.customer.summary == SUMMARY["summary"]
+    assert result.ticket.title == DRAFT["title"]
+    assert result.usage.llm_calls == 3 and result.usage.prompt_tokens > 0
+
+
+def test_embedded_schema_pins_code_decisions(customer_db, example_classifier):
+    """Under the embedded policy the classify schema allows only the code's category and priority."""
+    model = ScriptedModel([CLASSIFY, SUMMARY, DRAFT])
+    _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "C-1001")
+    props = model.calls[0].json_schema["properties"]
+    assert props["category"]["enum"] == ["billing"] and props["priority"]["enum"] == ["high"]
+    assert list(model.calls[1].json_schema["properties"]) == ["summary"]  # the customer slot only
+    assert "Possible duplicate charge" in model.calls[1].messages[-1].content  # facts come from code
+
+
+def test_validation_retry_feeds_error_back(customer_db, example_classifier):
+    """An invalid classify answer is re-asked once, and the second request carries the validation error."""
+    wrong = {"category": "technical", "priority": "high", "rationale": "x"}
+    model = ScriptedModel([wrong, CLASSIFY, SUMMARY, DRAFT])
+    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE)
+    assert result.classification.category == "billing" and result.usage.llm_calls == 4
+    retry = model.calls[1].messages
+    assert retry[-2].role == "assistant" and "technical" in retry[-2].content
+    assert "invalid" in retry[-1].content and "category" in retry[-1].content
+
+
+def test_final_validation_failure_raises(customer_db, example_classifier):
+    """When every attempt is invalid, triage raises OutputValidationError (no CrewAI retry on top)."""
+    model = ScriptedModel(["not json", "still not json", '{"title": 1}'])
+    with pytest.raises(OutputValidationError) as info:
+        _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE)
+    assert info.value.attempts == 3 and len(model.calls) == 3
+
+
+def test_hosted_policy_lets_the_model_choose(customer_db, example_classifier):
+    """Hosted policy: the model's category counts, the code's suggestion is only a hint, rules floor priority."""
+    answer = {"category": "general", "priority": "low", "rationale": "The model decided."}
+    model = ScriptedModel([answer, SUMMARY, DRAFT])
+    result = _crew(model, customer_db, example_classifier, policy="hosted").triage(DOUBLE_CHARGE)
+    assert result.classification.category == "general"
+    assert result.classification.priority == "high"  # the double_charge rule's floor
+    props = model.calls[0].json_schema["properties"]
+    assert props["category"]["enum"] == ["billing", "technical", "general", "unknown"]
+    assert "suggests billing" in model.calls[0].messages[-1].content
+
+
+def test_crew_runs_twice_on_one_instance(customer_db, example_classifier):
+    """One TriageCrew serves consecutive runs; each run's usage counts only its own calls."""
+    technical = {"category": "technical", "priority": "medium", "rationale": "A button is broken."}
+    model = ScriptedModel([CLASSIFY, SUMMARY, DRAFT, technical, SUMMARY, DRAFT])
+    crew = _crew(model, customer_db, example_classifier)
+    crew.triage(DOUBLE_CHARGE, "C-1001")
+    second = crew.triage("Lena Vogel here: the export button does nothing.")
+    assert second.customer.customer.customer_id == "C-1030"
+    assert second.classification.category == "technical" and second.usage.llm_calls == 3
+
+
+def test_unknown_customer_still_triages(customer_db, example_classifier):
+    """A query naming no known customer gives found=False and still drafts a ticket."""
+    model = ScriptedModel([CLASSIFY, SUMMARY, DRAFT])
+    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "C-9999")
+    assert result.customer.found is False and result.customer.customer is None
+
+
+def test_empty_query_is_rejected(customer_db, example_classifier):
+    """An empty query raises InvalidQueryError before any model call."""
+    model = ScriptedModel([])
+    with pytest.raises(InvalidQueryError):
+        _crew(model, customer_db, example_classifier).triage("   ")
+    assert model.calls == []
+
+
+def test_policy_from_mapping_rejects_unknown_keys():
+    """A policy mapping with an unknown key is a ConfigError naming it."""
+    from supportdesk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="knn"):
+        TriagePolicy.from_mapping("custom", {"knn": 3})
+    assert TriagePolicy.load("hosted").category_decided_by == "llm"

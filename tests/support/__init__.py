@@ -1,0 +1,1 @@
+"""Test-only helpers (fake servers). Nothing here ships in the package."""
