@@ -2,7 +2,7 @@
 
 Public API::
 
-    from supportdesk.rag import FAQPipeline, KnowledgeBase, SerperWebSearch, load_rag_policy
+    from supportdesk.rag import FAQPipeline, KnowledgeBase, SerperWebSearch, build_faq_pipeline, load_rag_policy
 
 Submodules load lazily, so ``import supportdesk.rag`` stays cheap.
 """
@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from supportdesk.rag.knowledge_base import KnowledgeBase
-    from supportdesk.rag.pipeline import FAQPipeline, load_rag_policy
+    from supportdesk.rag.pipeline import FAQPipeline, build_faq_pipeline, load_rag_policy
     from supportdesk.rag.serper import SerperWebSearch
 
-__all__ = ["FAQPipeline", "KnowledgeBase", "SerperWebSearch", "load_rag_policy"]
+__all__ = ["FAQPipeline", "KnowledgeBase", "SerperWebSearch", "build_faq_pipeline", "load_rag_policy"]
 
 _WHERE = {
     "FAQPipeline": "supportdesk.rag.pipeline",
     "load_rag_policy": "supportdesk.rag.pipeline",
+    "build_faq_pipeline": "supportdesk.rag.pipeline",
     "KnowledgeBase": "supportdesk.rag.knowledge_base",
     "SerperWebSearch": "supportdesk.rag.serper",
 }

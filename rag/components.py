@@ -18,7 +18,7 @@ from haystack import Document, component
 from haystack.dataclasses import ChatMessage as HaystackChatMessage
 from pydantic import BaseModel
 
-from supportdesk.errors import LLMError
+from supportdesk.errors import OutputValidationError
 from supportdesk.llm._types import ChatMessage, ChatModel, Completion
 from supportdesk.llm.haystack_generator import from_haystack
 from supportdesk.llm.structured import structured_call, validate_output
@@ -26,7 +26,7 @@ from supportdesk.models.responses import FAQAnswer, WebAnswer
 from supportdesk.rag.knowledge_base import KnowledgeBase
 from supportdesk.rag.scoring import EntryIndex
 
-__all__ = ["ESCALATE_ID", "AnswerGate", "EntryScorer", "StructuredParser"]
+__all__ = ["ESCALATE_ID", "AnswerGate", "EntryScorer", "StructuredParser", "choice_overrides"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +117,16 @@ class AnswerGate:
 class StructuredParser:
     """Parses the generator's reply into ``FAQAnswer`` or ``WebAnswer``; re-asks the model on invalid output.
 
+    The choice is narrowed to what the prompt offered: ``entry_id`` must be one of ``allowed_ids``
+    (the judged candidates) and ``result_number`` one of the web results shown. A reply outside that
+    set is invalid like a reply that is not JSON: it is fed back with the error and asked again.
+
+    Verdicts: ``answer``; ``no_answer`` (the model says nothing answers); ``invalid`` (no reply
+    validated, retries included: the stage fails closed and escalates, see config/routes.yaml).
+
     :param response_model: ``FAQAnswer`` or ``WebAnswer``.
     :param model: the chat model, for re-asks (``structured_call`` with the reply fed back).
-    :param retries: re-asks after an invalid reply; when all fail the verdict is ``no_answer``.
+    :param retries: re-asks after an invalid reply.
     """
 
     def __init__(self, response_model: type[BaseModel], model: ChatModel, retries: int = 1, max_tokens: int = 256) -> None:
@@ -139,38 +146,61 @@ class StructuredParser:
     ) -> dict[str, Any]:
         used = list(completions or [])
         text = replies[0].text if replies else ""
+        overrides = choice_overrides(self.response_model, allowed_ids=allowed_ids, documents=documents)
+        value: BaseModel | None = None
         try:
-            value = validate_output(text or "", self.response_model)
+            value = validate_output(text or "", self.response_model, overrides)
         except Exception as exc:  # mirascope ParseError
-            logger.info("%s reply did not validate (%s); re-asking", self.response_model.__name__, exc)
-            value = None
+            error = str(getattr(exc, "original_exception", exc)).splitlines()[0][:300]
+            logger.info("%s reply did not validate (%s)", self.response_model.__name__, error)
             if self.retries > 0:
                 conversation: list[ChatMessage] = [
                     *from_haystack(messages),
                     ChatMessage("assistant", text or ""),
-                    ChatMessage("user", "That answer was invalid. Reply again with JSON that matches the schema."),
+                    ChatMessage("user", f"That answer was invalid: {error}. "
+                                        "Reply again with JSON that matches the schema."),
                 ]
                 try:
-                    result = structured_call(self.model, conversation, self.response_model,
-                                             retries=self.retries - 1, max_tokens=self.max_tokens)
+                    result = structured_call(self.model, conversation, self.response_model, retries=self.retries - 1,
+                                             max_tokens=self.max_tokens, schema_overrides=overrides)
                     value = result.value
                     used.extend(result.completions)
-                except LLMError as err:
+                except OutputValidationError as err:
                     logger.warning("%s: %s", self.response_model.__name__, err)
-        if value is None:
-            return {"decision": {"verdict": "no_answer", "reason": "the model gave no valid answer"}, "completions": used}
+                    error = str(err)
+            if value is None:
+                return {"decision": {"verdict": "invalid", "url": None,
+                                     "reason": f"the model gave no valid answer ({error})"}, "completions": used}
+        assert value is not None
         decision: dict[str, Any] = value.model_dump()
         if isinstance(value, FAQAnswer):
-            if value.verdict == "answer" and (not value.entry_id or (allowed_ids and value.entry_id not in allowed_ids)):
-                decision = {"verdict": "no_answer", "reason": f"the model chose an unknown entry {value.entry_id!r}"}
+            if value.verdict == "answer" and not value.entry_id:
+                decision = {"verdict": "invalid", "reason": "the model answered without naming an FAQ entry"}
             else:
-                decision["reason"] = "the model chose FAQ entry" if value.verdict == "answer" else "the model found no FAQ answer"
+                decision["reason"] = ("the model chose FAQ entry" if value.verdict == "answer"
+                                      else "the model found no FAQ answer")
         elif isinstance(value, WebAnswer):
             docs = documents or []
             n = value.result_number
             if value.verdict == "answer" and n is not None and 1 <= n <= len(docs):
                 decision["url"] = docs[n - 1].meta.get("url")
                 decision["reason"] = f"answered from web result {n} (untrusted)"
+            elif value.verdict == "answer":
+                decision = {"verdict": "invalid", "url": None,
+                            "reason": "the model answered without naming a web result"}
             else:
                 decision = {"verdict": "no_answer", "url": None, "reason": "no web result answers the question"}
         return {"decision": decision, "completions": used}
+
+
+def choice_overrides(
+    response_model: type[BaseModel], *, allowed_ids: list[str] | None = None, documents: list[Document] | None = None
+) -> dict[str, dict[str, Any]] | None:
+    """JSON-schema overrides that narrow the model's choice to what it was shown (``null`` stays allowed
+    for ``no_answer``). Used for constrained decoding and enforced when the reply is validated."""
+    if response_model is FAQAnswer and allowed_ids:
+        return {"entry_id": {"enum": [*allowed_ids, None]}}
+    if response_model is WebAnswer and documents:
+        return {"result_number": {"enum": [*range(1, len(documents) + 1), None]}}
+    return None
+

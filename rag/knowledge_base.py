@@ -16,6 +16,7 @@ written to a temporary file and moved into place with ``os.replace`` (safe with 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -30,7 +31,7 @@ from supportdesk._config import load_jsonl, load_yaml
 from supportdesk.errors import ConfigError
 from supportdesk.models.faq import FAQEntry
 
-__all__ = ["KnowledgeBase", "cached_embeddings"]
+__all__ = ["KnowledgeBase", "atomic_save_npy", "atomic_write_text", "cached_embeddings"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +54,20 @@ class KnowledgeBase:
     :param entries: the FAQ entries.
     :param escalate_examples: queries that must never be answered from the FAQ (they need a person).
     :param source: where the entries came from, for messages.
+    :param company: the company the FAQ belongs to (prompts name it).
     """
 
     def __init__(
-        self, entries: Iterable[FAQEntry], *, escalate_examples: Sequence[str] = (), source: str = "<memory>"
+        self,
+        entries: Iterable[FAQEntry],
+        *,
+        escalate_examples: Sequence[str] = (),
+        source: str = "<memory>",
+        company: str = "Nimbus Notes",
     ) -> None:
         self.entries: list[FAQEntry] = list(entries)
         self.source = source
+        self.company = company
         self.escalate_examples = [e.strip() for e in escalate_examples if e and e.strip()]
         if not self.entries:
             raise ConfigError(f"{source}: the knowledge base has no entries")
@@ -71,10 +79,17 @@ class KnowledgeBase:
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records: Iterable[Any], *, source: str = "<memory>", escalate_examples: Sequence[str] = ()) -> KnowledgeBase:
+    def from_records(
+        cls,
+        records: Iterable[Any],
+        *,
+        source: str = "<memory>",
+        escalate_examples: Sequence[str] = (),
+        company: str = "Nimbus Notes",
+    ) -> KnowledgeBase:
         """Build from dicts (as in faq.yaml); errors name the entry."""
         entries = [_entry(raw, f"{source} entry {i + 1}") for i, raw in enumerate(records)]
-        return cls(entries, escalate_examples=escalate_examples, source=source)
+        return cls(entries, escalate_examples=escalate_examples, source=source, company=company)
 
     @classmethod
     def from_config(cls, override_dir: Path | None = None, name: str = "faq.yaml") -> KnowledgeBase:
@@ -87,13 +102,21 @@ class KnowledgeBase:
         examples = data.get("escalate_examples") or []
         if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
             raise ConfigError(f"{name}: escalate_examples must be a list of strings")
-        return cls.from_records(data["entries"], source=name, escalate_examples=examples)
+        company = data.get("company") or "Nimbus Notes"
+        if not isinstance(company, str):
+            raise ConfigError(f"{name}: company must be a string")
+        return cls.from_records(data["entries"], source=name, escalate_examples=examples, company=company)
 
     @classmethod
     def from_jsonl(cls, path: Path | str, *, escalate_examples: Sequence[str] = ()) -> KnowledgeBase:
         """Load a KB.jsonl file: one JSON object a line with id, question, optional paraphrases, answer."""
         path = Path(path)
         return cls.from_records(load_jsonl(path), source=str(path), escalate_examples=escalate_examples)
+
+    def to_jsonl(self, path: Path | str) -> None:
+        """Write the entries as a KB.jsonl file (the format :meth:`from_jsonl` reads), atomically."""
+        lines = [json.dumps(entry.model_dump(), ensure_ascii=False) for entry in self.entries]
+        atomic_write_text(Path(path), "\n".join(lines) + "\n")
 
     # -- access --------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -155,6 +178,19 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a unique temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

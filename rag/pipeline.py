@@ -7,11 +7,16 @@ Three ``haystack.Pipeline`` objects, joined by ConditionalRouters whose routes a
    BM25 is fused) -> :class:`EntryScorer` -> :class:`AnswerGate` -> router (answered | judge | web);
 2. ``judge`` (LLM decides, hosted policy): ChatPromptBuilder -> ChatModelGenerator -> parser (FAQAnswer)
    -> router (answered | web);
-3. ``web``: SerperWebSearch -> ChatPromptBuilder (results marked UNTRUSTED) -> ChatModelGenerator ->
-   parser (WebAnswer) -> router (answered | escalate).
+3. ``web``: ChatPromptBuilder (results marked UNTRUSTED) -> ChatModelGenerator -> parser (WebAnswer)
+   -> router (answered | escalate). :class:`SerperWebSearch` runs first, on its own: without a key,
+   or when the search finds nothing, the query escalates with that reason and the LLM is not called.
 
 Under the embedded policy a confident FAQ match is answered with the entry's text verbatim, with no
-LLM call. Usage::
+LLM call. Failures fail closed: an LLM reply that never validates (retries included), a provider
+error or a web-search error escalates the query with the reason; it is never answered. Usage::
+
+    from supportdesk.rag import build_faq_pipeline
+    rag = build_faq_pipeline(settings, model, kind="embedded")   # what the flow calls
 
     from supportdesk.llm import ScriptedModel
     from supportdesk.rag import FAQPipeline, KnowledgeBase, load_rag_policy
@@ -30,7 +35,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from haystack import Document, Pipeline
@@ -48,13 +53,16 @@ from supportdesk.llm.haystack_generator import ChatModelGenerator
 from supportdesk.llm.structured import response_schema
 from supportdesk.models.faq import RAGResult, TokenUsage
 from supportdesk.models.responses import FAQAnswer, WebAnswer
-from supportdesk.rag.components import ESCALATE_ID, AnswerGate, EntryScorer, StructuredParser
+from supportdesk.rag.components import ESCALATE_ID, AnswerGate, EntryScorer, StructuredParser, choice_overrides
 from supportdesk.rag.embedder import MiniLMTextEmbedder
-from supportdesk.rag.knowledge_base import KnowledgeBase, atomic_save_npy, cached_embeddings
+from supportdesk.rag.knowledge_base import KnowledgeBase, atomic_save_npy, atomic_write_text, cached_embeddings
 from supportdesk.rag.scoring import EntryIndex, ScoringParams, calibrate, train_linear_head
-from supportdesk.rag.serper import SerperWebSearch
+from supportdesk.rag.serper import DISABLED_REASON, SerperWebSearch
 
-__all__ = ["DEFAULT_POLICY", "FAQPipeline", "load_rag_policy"]
+if TYPE_CHECKING:
+    from supportdesk.settings import Settings
+
+__all__ = ["DEFAULT_POLICY", "FAQPipeline", "build_faq_pipeline", "load_rag_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +134,7 @@ class FAQPipeline:
     :param threshold: an explicit answer threshold; default: the policy's, else calibrated on the KB.
     :param cache_dir: where embeddings and calibration are cached (e.g. ``settings.home / "cache"``).
     :param config_dir: override folder for routes.yaml and prompts_rag.yaml.
-    :param company: the company name the prompts use.
+    :param company: the company name the prompts use (default: the KB's, faq.yaml ``company``).
     """
 
     def __init__(
@@ -139,13 +147,13 @@ class FAQPipeline:
         threshold: float | None = None,
         cache_dir: Path | None = None,
         config_dir: Path | None = None,
-        company: str = "Nimbus Notes",
+        company: str | None = None,
     ) -> None:
         self.kb = kb
         self.model = model
         self.web_search = web_search
         self.policy = {**DEFAULT_POLICY, **(policy or {})}
-        self.company = company
+        self.company = company or kb.company
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.params = ScoringParams(head_weight=float(self.policy["head_weight"]))
         started = time.perf_counter()
@@ -159,13 +167,16 @@ class FAQPipeline:
             self._llm_pipeline("web_answer", WebAnswer, "web", config_dir, with_search=True)
             if web_search is not None and self.policy["web_search"] else None
         )
+        self.build_s = time.perf_counter() - started
         logger.info("FAQ pipeline ready: %d entries, threshold %.4f, %.2fs", len(kb), self.threshold,
                     time.perf_counter() - started)
 
     # -- construction --------------------------------------------------------------------------
     def _cache_key(self) -> str:
-        blob = json.dumps([self.kb.fingerprint(), self.params.__dict__, self.policy["calibration_negative_weight"]],
-                          sort_keys=True, default=str)
+        from supportdesk.rag._minilm import get_encoder
+
+        blob = json.dumps([get_encoder().model_id, self.kb.fingerprint(), self.params.__dict__,
+                           self.policy["calibration_negative_weight"]], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def _build_index(self) -> None:
@@ -181,12 +192,19 @@ class FAQPipeline:
         head = None
         head_path = self.cache_dir / f"rag-head-{self._cache_key()}.npy" if self.cache_dir else None
         if head_path is not None and head_path.exists():
-            packed = np.load(head_path)
-            head = (packed[:-1], packed[-1])
-        elif self.params.use_head:
+            try:
+                packed = np.load(head_path)
+                if packed.shape == (self._vectors.shape[1] + 1, len(self.entry_ids)):
+                    head = (packed[:-1], packed[-1])
+            except (OSError, ValueError) as exc:
+                logger.warning("ignoring unreadable head cache %s: %s", head_path, exc)
+        if head is None and self.params.use_head:
             head = train_linear_head(self._vectors, owners, len(self.entry_ids), self.params)
             if head_path is not None:
-                atomic_save_npy(head_path, np.vstack([head[0], head[1][None, :]]))
+                try:
+                    atomic_save_npy(head_path, np.vstack([head[0], head[1][None, :]]))
+                except OSError as exc:
+                    logger.warning("could not write head cache %s: %s", head_path, exc)
         self.index = EntryIndex.build(self._vectors, owners, len(self.entry_ids), self.params, head=head)
 
     def _calibrated_threshold(self) -> float:
@@ -203,9 +221,10 @@ class FAQPipeline:
                            negative_weight=float(self.policy["calibration_negative_weight"]))
         self.calibration = dict(report.__dict__)
         if path is not None:
-            tmp = path.with_suffix(f".{time.time_ns()}.tmp")
-            tmp.write_text(json.dumps(self.calibration), encoding="utf-8")
-            tmp.replace(path)
+            try:  # temp file + os.replace: concurrent writers never leave a torn file
+                atomic_write_text(path, json.dumps(self.calibration))
+            except OSError as exc:
+                logger.warning("could not write calibration cache %s: %s", path, exc)
         return report.threshold
 
     def _retrieval_pipeline(self, config_dir: Path | None) -> Pipeline:
@@ -234,6 +253,7 @@ class FAQPipeline:
 
     def _llm_pipeline(self, prompt: str, response_model: type, routes: str, config_dir: Path | None,
                       *, with_search: bool) -> Pipeline:
+        # with_search: the prompt and the parser take the search results (run before, see _web).
         retries = int(self.policy["output_retries"])
         max_tokens = int(self.policy["max_tokens"].get(prompt, 256))
         pipe = Pipeline()
@@ -241,10 +261,6 @@ class FAQPipeline:
         pipe.add_component("generator", ChatModelGenerator(self.model, max_tokens=max_tokens))
         pipe.add_component("parser", StructuredParser(response_model, self.model, retries=retries, max_tokens=max_tokens))
         pipe.add_component("router", ConditionalRouter(_routes(routes, config_dir)))
-        if with_search:
-            pipe.add_component("search", self.web_search)
-            pipe.connect("search.documents", "prompt.documents")
-            pipe.connect("search.documents", "parser.documents")
         pipe.connect("prompt.prompt", "generator.messages")
         pipe.connect("prompt.prompt", "parser.messages")
         pipe.connect("generator.replies", "parser.replies")
@@ -287,53 +303,71 @@ class FAQPipeline:
         decision = routed.get("judge") or routed.get("web") or {}
         reason = decision.get("reason", "no FAQ answer")
         if "judge" in routed:
-            judged, judge_usage, judge_reason = self._judge(query, decision)
+            route, judged, judge_usage, reason = self._judge(query, decision)
             usage += judge_usage
-            if judged is not None:
+            if route == "answered":
                 entry = self.kb.get(judged["entry_id"])
                 answer = judged.get("answer") or entry.answer
                 return RAGResult(route="answered", answer=answer, faq_id=entry.id, sources=[entry.id],
-                                 reason=judge_reason, completions=usage, **base)
-            reason = judge_reason
+                                 reason=reason, completions=usage, **base)
+            if route == "escalate":
+                return RAGResult(route="escalated", reason=reason, completions=usage, **base)
         return self._web(query, reason, usage, base)
 
-    def _judge(self, query: str, decision: dict[str, Any]) -> tuple[dict[str, Any] | None, list[TokenUsage], str]:
+    def _judge(self, query: str, decision: dict[str, Any]) -> tuple[str, dict[str, Any], list[TokenUsage], str]:
+        """(route, decision, usage, reason): route ``answered``, ``web`` (no FAQ answer) or ``escalate``."""
         entries = decision["entries"]
+        allowed = [e["id"] for e in entries]
         try:
             out = self.judge.run({
                 "prompt": {"query": query, "entries": entries, "company": self.company},
-                "generator": {"json_schema": response_schema(FAQAnswer)},
-                "parser": {"allowed_ids": [e["id"] for e in entries]},
+                "generator": {"json_schema": response_schema(FAQAnswer,
+                                                             choice_overrides(FAQAnswer, allowed_ids=allowed))},
+                "parser": {"allowed_ids": allowed},
             }, include_outputs_from={"parser"})
         except Exception as exc:  # PipelineRuntimeError wrapping an LLMError
-            logger.warning("FAQ judge failed: %s", exc)
-            return None, [], f"FAQ judge failed: {_root(exc)}"
+            root = _root(exc)
+            if not isinstance(root, LLMError):
+                raise
+            logger.warning("FAQ judge failed: %s", root)
+            return "escalate", {}, [], f"FAQ judge failed: {root}"
         usage = _usage(out["parser"]["completions"], "faq_judge")
         routed = out["router"]
-        if "answered" in routed:
-            return routed["answered"], usage, routed["answered"]["reason"]
-        return None, usage, routed["web"].get("reason", "the model found no FAQ answer")
+        route = next(iter(routed))
+        judged = routed[route]
+        return route, judged, usage, str(judged.get("reason") or "the model found no FAQ answer")
 
     def _web(self, query: str, reason: str, usage: list[TokenUsage], base: dict[str, Any]) -> RAGResult:
         if self.web is None or self.web_search is None:
             return RAGResult(route="escalated", reason=f"{reason}; web search not configured", completions=usage, **base)
         if not self.web_search.enabled:
             self.web_search.run(query=query)  # logs the reason once
-            return RAGResult(route="escalated", reason=f"{reason}; web search disabled (no Serper API key)",
+            return RAGResult(route="escalated", reason=f"{reason}; web search skipped: {DISABLED_REASON}",
                              completions=usage, **base)
         try:
-            out = self.web.run({
-                "search": {"query": query},
-                "prompt": {"query": query, "company": self.company},
-                "generator": {"json_schema": response_schema(WebAnswer)},
-            }, include_outputs_from={"parser", "search"})
-        except Exception as exc:  # PipelineRuntimeError wrapping WebSearchError / LLMError
-            root = _root(exc)
-            if not isinstance(root, (WebSearchError, LLMError)):
-                raise
-            logger.warning("web fallback failed: %s", root)
+            documents = self.web_search.run(query=query)["documents"]
+        except WebSearchError as exc:
+            logger.warning("web search failed: %s", exc)
             return RAGResult(route="escalated", web_searched=True, completions=usage,
-                             reason=f"{reason}; web fallback failed: {root}", **base)
+                             reason=f"{reason}; web search failed: {exc}", **base)
+        if not documents:
+            # Nothing to ground an answer on: the model is not asked.
+            return RAGResult(route="escalated", web_searched=True, completions=usage,
+                             reason=f"{reason}; the web search found no results", **base)
+        try:
+            out = self.web.run({
+                "prompt": {"query": query, "company": self.company, "documents": documents},
+                "generator": {"json_schema": response_schema(WebAnswer,
+                                                             choice_overrides(WebAnswer, documents=documents))},
+                "parser": {"documents": documents},
+            }, include_outputs_from={"parser"})
+        except Exception as exc:  # PipelineRuntimeError wrapping an LLMError
+            root = _root(exc)
+            if not isinstance(root, LLMError):
+                raise
+            logger.warning("web answer failed: %s", root)
+            return RAGResult(route="escalated", web_searched=True, completions=usage,
+                             reason=f"{reason}; web answer failed: {root}", **base)
         usage = usage + _usage(out.get("parser", {}).get("completions", []), "web_answer")
         routed = out["router"]
         if "answered" in routed:
@@ -350,3 +384,35 @@ def _root(exc: BaseException) -> BaseException:
     while seen.__cause__ is not None:
         seen = seen.__cause__
     return seen
+
+
+def build_faq_pipeline(
+    settings: Settings,
+    model: ChatModel,
+    *,
+    kind: Literal["embedded", "hosted"],
+    kb: KnowledgeBase | None = None,
+    web_search: SerperWebSearch | None = None,
+) -> FAQPipeline:
+    """The FAQ stage as the flow uses it, wired from settings.
+
+    * the KB: ``kb``, else config/faq.yaml (``settings.config_dir`` overrides the packaged file);
+    * the policy: the ``rag`` section of ``settings.decision_policy or kind`` in policies.yaml;
+    * the web search: ``web_search``, else :class:`SerperWebSearch` from ``settings.serper_*``
+      (without a key the fallback is skipped with a logged reason and no socket is opened);
+    * caches (embeddings, head, calibration) under ``settings.home / "cache"``.
+    """
+    config_dir = settings.config_dir
+    policy = load_rag_policy(settings.decision_policy or kind, config_dir)
+    if kb is None:
+        kb = KnowledgeBase.from_config(config_dir)
+    if web_search is None:
+        web_search = SerperWebSearch(
+            api_key=settings.serper_api_key,
+            url=settings.serper_url,
+            timeout_s=settings.serper_timeout_s,
+            top_k=int(policy["web_top_k"]),
+        )
+    if not web_search.enabled and policy["web_search"]:
+        logger.info("FAQ web fallback off: %s", DISABLED_REASON)
+    return FAQPipeline(kb, model, web_search, policy, cache_dir=Path(settings.home) / "cache", config_dir=config_dir)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ import httpx
 from haystack import Document, component
 from pydantic import SecretStr
 
+from supportdesk._retry import RETRYABLE_STATUS, send_with_retries
 from supportdesk.errors import WebSearchError
 
 __all__ = ["SerperWebSearch"]
@@ -34,7 +34,8 @@ __all__ = ["SerperWebSearch"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://google.serper.dev/search"
-_MAX_RETRY_AFTER_S = 30.0
+#: Why the component is off when it has no key (logged once, and put in the escalation reason).
+DISABLED_REASON = "no Serper API key (set SERPER_API_KEY)"
 
 
 @component
@@ -44,10 +45,10 @@ class SerperWebSearch:
     :param api_key: the Serper key; ``None`` disables the component (empty results, no request).
     :param url: the search endpoint.
     :param timeout_s: per-request timeout.
-    :param max_retries: retries after 429, 5xx and transport timeouts/errors.
+    :param max_retries: retries after 429, 5xx and transport timeouts/errors
+        (:func:`supportdesk._retry.send_with_retries`: full-jitter backoff, Retry-After honoured, capped at 30 s).
     :param top_k: results asked for (``num``) and returned.
-    :param backoff_s: base of the exponential backoff (``backoff_s * 2**attempt`` plus jitter).
-    :param max_backoff_s: cap of one wait, Retry-After included.
+    :param backoff_s: base of the exponential backoff.
     :param client: an ``httpx.Client`` to use (tests inject one with ``httpx.MockTransport``).
     :param transport: an httpx transport for the client the component builds itself.
     :param sleep: the sleep function (tests inject a recorder).
@@ -62,7 +63,6 @@ class SerperWebSearch:
         max_retries: int = 2,
         top_k: int = 5,
         backoff_s: float = 0.5,
-        max_backoff_s: float = _MAX_RETRY_AFTER_S,
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -73,7 +73,6 @@ class SerperWebSearch:
         self.max_retries = max_retries
         self.top_k = top_k
         self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
         self._client = client
         self._transport = transport
         self._sleep = sleep
@@ -89,21 +88,12 @@ class SerperWebSearch:
             self._client = httpx.Client(timeout=self.timeout_s, transport=self._transport)
         return self._client
 
-    def _wait(self, attempt: int, retry_after: str | None) -> float:
-        delay = self.backoff_s * (2**attempt) + random.uniform(0, self.backoff_s)
-        if retry_after:
-            try:
-                delay = max(0.0, float(retry_after))
-            except ValueError:
-                pass  # an HTTP date: keep the backoff
-        return min(delay, self.max_backoff_s)
-
     @component.output_types(documents=list[Document], links=list[str])
     def run(self, query: str) -> dict[str, Any]:
         """Search ``query``. Raises :class:`WebSearchError` when the provider fails for good."""
         if not self.enabled:
             if not self._warned_disabled:
-                logger.warning("web search disabled: no Serper API key (set SERPER_API_KEY)")
+                logger.warning("web search disabled: %s", DISABLED_REASON)
                 self._warned_disabled = True
             return {"documents": [], "links": []}
         body = self._request(query)
@@ -113,39 +103,33 @@ class SerperWebSearch:
         assert self.api_key is not None
         headers = {"X-API-KEY": self.api_key.get_secret_value(), "Content-Type": "application/json"}
         payload = {"q": query, "num": self.top_k}
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            retry_after: str | None = None
-            try:
-                response = self._http().post(self.url, json=payload, headers=headers, timeout=self.timeout_s)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.timeout_s:g}s"
-            except httpx.TransportError as exc:
-                last = f"transport error: {type(exc).__name__}"
-            else:
-                status = response.status_code
-                if status in (401, 403):
-                    raise WebSearchError(f"Serper rejected the API key (HTTP {status}): check SERPER_API_KEY")
-                if status == 429:
-                    last = "rate limited (HTTP 429)"
-                    retry_after = response.headers.get("Retry-After")
-                elif status >= 500:
-                    last = f"server error (HTTP {status})"
-                elif status >= 400:
-                    raise WebSearchError(f"Serper refused the request (HTTP {status}): {response.text[:200]}")
-                else:
-                    try:
-                        body = response.json()
-                    except (json.JSONDecodeError, ValueError) as exc:
-                        raise WebSearchError(f"Serper answered with malformed JSON: {response.text[:120]!r}") from exc
-                    if not isinstance(body, dict):
-                        raise WebSearchError("Serper answered with malformed JSON: expected an object")
-                    return body
-            if attempt < self.max_retries:
-                delay = self._wait(attempt, retry_after)
-                logger.info("Serper %s; retry %d/%d in %.2fs", last, attempt + 1, self.max_retries, delay)
-                self._sleep(delay)
-        raise WebSearchError(f"Serper failed after {self.max_retries + 1} attempts: {last}")
+        attempts = self.max_retries + 1
+
+        def send() -> httpx.Response:
+            return self._http().post(self.url, json=payload, headers=headers, timeout=self.timeout_s)
+
+        try:
+            response = send_with_retries(send, max_retries=self.max_retries, sleep=self._sleep,
+                                         base_delay=self.backoff_s)
+        except httpx.TimeoutException as exc:
+            raise WebSearchError(
+                f"Serper failed after {attempts} attempts: timed out after {self.timeout_s:g}s") from exc
+        except httpx.HTTPError as exc:  # connection refused, protocol errors ...
+            raise WebSearchError(f"Serper failed: transport error {type(exc).__name__}") from exc
+        status = response.status_code
+        if status in (401, 403):
+            raise WebSearchError(f"Serper rejected the API key (HTTP {status}): check SERPER_API_KEY")
+        if status in RETRYABLE_STATUS:
+            raise WebSearchError(f"Serper failed after {attempts} attempts (HTTP {status})")
+        if status >= 400:
+            raise WebSearchError(f"Serper refused the request (HTTP {status}): {response.text[:200]}")
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise WebSearchError(f"Serper answered with malformed JSON: {response.text[:120]!r}") from exc
+        if not isinstance(body, dict):
+            raise WebSearchError("Serper answered with malformed JSON: expected an object")
+        return body
 
     def _parse(self, body: dict[str, Any]) -> dict[str, Any]:
         organic = body.get("organic") or []

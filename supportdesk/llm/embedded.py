@@ -34,25 +34,39 @@ logger = logging.getLogger(__name__)
 # A base model drifts into braces, quotes and newlines inside free strings; a character class keeps
 # constrained decoding on printable prose so the JSON always closes.
 SAFE_TEXT_PATTERN = r"^[A-Za-z0-9 .,;:!?'()/@&%$#+*_-]*$"
-DEFAULT_MAX_STRING = 300
+DEFAULT_MAX_STRING = 240
 
 
-def tighten_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Give every free string a character-class ``pattern`` and a ``maxLength`` (a copy is returned)."""
+def tighten_schema(schema: dict[str, Any], *, max_string: int = DEFAULT_MAX_STRING) -> dict[str, Any]:
+    """Shape a response schema for a small model (a copy is returned).
+
+    Every free string gets a character-class ``pattern`` and a ``maxLength`` of at most ``max_string``
+    (a 270M model loops when given room); objects are closed (``additionalProperties: false``, else the
+    grammar lets it invent keys until the budget runs out); and llguidance is told to emit compact
+    JSON (no whitespace runs before a closing brace).
+    """
     schema = copy.deepcopy(schema)
 
     def visit(node: Any) -> None:
         if isinstance(node, dict):
-            if node.get("type") == "string" and "enum" not in node and "pattern" not in node and "format" not in node:
-                node["pattern"] = SAFE_TEXT_PATTERN
-                node.setdefault("maxLength", DEFAULT_MAX_STRING)
-            for value in node.values():
-                visit(value)
+            node.pop("title", None)
+            if node.get("type") == "string" and "enum" not in node and "format" not in node:
+                node.setdefault("pattern", SAFE_TEXT_PATTERN)
+                node["maxLength"] = min(int(node.get("maxLength", max_string)), max_string)
+            if node.get("type") == "object" or "properties" in node:
+                node.setdefault("additionalProperties", False)
+            for key, value in node.items():
+                if key != "properties":
+                    visit(value)
+                else:
+                    for prop in value.values():
+                        visit(prop)
         elif isinstance(node, list):
             for value in node:
                 visit(value)
 
     visit(schema)
+    schema["x-guidance"] = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
     return schema
 
 
@@ -123,6 +137,9 @@ class EmbeddedModel:
             "n_predict": max_tokens,
             "temperature": temperature,
             "cache_prompt": True,
+            # A base model at temperature 0 repeats itself; penalise recent repeats.
+            "repeat_penalty": 1.3,
+            "repeat_last_n": 64,
         }
         if json_schema is not None:
             request["json_schema"] = tighten_schema(json_schema)
