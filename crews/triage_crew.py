@@ -42,11 +42,12 @@ from pydantic import BaseModel, Field
 
 from supportdesk._config import config_path, load_yaml
 from supportdesk.crews.classifier import ExampleClassifier, TriageSuggestion, raise_priority
+from supportdesk.crews.prompts import TriagePrompts, grounded_title
 from supportdesk.crews.tools.customer_db import CustomerDB, CustomerLookupTool
 from supportdesk.errors import ConfigError, InvalidQueryError, OutputValidationError
 from supportdesk.llm._types import ChatModel
 from supportdesk.llm.crewai_llm import CrewChatLLM, SlotPlan
-from supportdesk.models.responses import TEXT_PATTERN, Classification, CustomerLookup, TicketDraft
+from supportdesk.models.responses import TEXT_PATTERN, Classification, CustomerLookup, TicketDraft, TicketTitle
 
 __all__ = ["CustomerSummary", "TriageCrew", "TriagePolicy", "TriageResult", "TriageUsage"]
 
@@ -68,6 +69,7 @@ class TriagePolicy:
     output_retries: int = 2
     max_tokens: Mapping[str, int] = field(default_factory=dict)
     max_chars: Mapping[str, int] = field(default_factory=dict)
+    summaries_written_by: Decider = "code"
     classify_note: str = "Write one short sentence on why the message belongs in {category}."
 
     @classmethod
@@ -78,7 +80,7 @@ class TriagePolicy:
         if unknown:
             raise ConfigError(f"policy {name!r} triage: unknown keys {sorted(unknown)}")
         values = dict(data)
-        for key in ("category_decided_by", "priority_decided_by"):
+        for key in ("category_decided_by", "priority_decided_by", "summaries_written_by"):
             if values.get(key, "code") not in ("code", "llm"):
                 raise ConfigError(f"policy {name!r} triage: {key} must be 'code' or 'llm'")
         values["classify_note"] = " ".join(str(values.get("classify_note", cls.classify_note)).split())
@@ -174,6 +176,7 @@ class TriageCrew:
             config_dir, policy={"knn_k": policy.knn_k, "min_similarity": policy.min_similarity}
         )
         self.categories = self.example_classifier.categories
+        self.prompts = TriagePrompts.from_config(config_dir)
         self.lookup_tool = CustomerLookupTool(db=customer_db)
         self.llm = CrewChatLLM.wrap(chat_model, output_retries=policy.output_retries)
         self._run_lock = threading.Lock()
@@ -256,7 +259,7 @@ class TriageCrew:
             "customer_facts": lookup.summary or "none",
         }
         with self._run_lock:
-            self.llm.slot_plans = self._slot_plans(suggestion, lookup)
+            self.llm.slot_plans = self._slot_plans(suggestion, lookup, inputs["query"])
             before = self.llm.usage.calls
             output = self.crew().kickoff(inputs=inputs)
             spent = self.llm.usage.completions[before:]
@@ -281,7 +284,7 @@ class TriageCrew:
 
     # ------------------------------------------------------------------ internals
 
-    def _slot_plans(self, suggestion: TriageSuggestion, lookup: CustomerLookup) -> dict[str, SlotPlan]:
+    def _slot_plans(self, suggestion: TriageSuggestion, lookup: CustomerLookup, query: str) -> dict[str, SlotPlan]:
         policy = self.policy
         overrides: dict[str, dict[str, Any]] = {}
         if policy.category_decided_by == "code":
@@ -291,7 +294,7 @@ class TriageCrew:
         if policy.priority_decided_by == "code":
             overrides["priority"] = {"enum": [suggestion.priority]}
         overrides.update(policy.length_overrides(rationale="rationale"))
-        return {
+        plans = {
             "classify": SlotPlan(
                 schema_overrides=overrides,
                 complete=lambda c: self._finalise_classification(c, suggestion),
@@ -308,6 +311,19 @@ class TriageCrew:
                 max_tokens=policy.tokens("draft_ticket"),
             ),
         }
+        if policy.summaries_written_by == "code":
+            # The facts are already in code's hands: state them instead of asking a small model to.
+            plans["lookup_customer"] = SlotPlan(decided=lambda: lookup)
+            plans["draft_ticket"] = SlotPlan(
+                fill=TicketTitle,
+                messages=lambda _chat: self.prompts.title_messages(query),
+                complete=lambda t: TicketDraft(
+                    title=grounded_title(t.title, query),
+                    summary=self.prompts.ticket_summary(query, suggestion, lookup),
+                ),
+                max_tokens=policy.tokens("draft_ticket"),
+            )
+        return plans
 
     def _finalise_classification(self, value: Any, suggestion: TriageSuggestion) -> Classification:
         """Apply what code decides on top of the model's classification (idempotent)."""

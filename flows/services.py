@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from supportdesk.llm._types import ChatModel, Completion
+from supportdesk.llm._types import ChatModel
 from supportdesk.models import TicketDraft, TicketReceipt
 
 if TYPE_CHECKING:
@@ -65,16 +65,6 @@ class SupportServices:
             self.on_step(step, message)
 
 
-def usage_of(completions: list[Completion] | None) -> tuple[int, int, int]:
-    """(calls, prompt tokens, completion tokens) of a list of completions."""
-    completions = completions or []
-    return (
-        len(completions),
-        sum(c.prompt_tokens for c in completions),
-        sum(c.completion_tokens for c in completions),
-    )
-
-
 def build_services(
     settings: Settings,
     *,
@@ -82,16 +72,18 @@ def build_services(
     on_step: ProgressCallback | None = None,
 ) -> SupportServices:
     """Wire the default collaborators from settings (imports the heavy libraries lazily)."""
+    from supportdesk.crews.tools.customer_db import CustomerDB
     from supportdesk.crews.tools.ticketing import build_ticket_backend
-    from supportdesk.crews.triage_crew import build_triage
+    from supportdesk.crews.triage_crew import TriageCrew
     from supportdesk.llm.factory import LLMFactory
     from supportdesk.rag.pipeline import build_faq_pipeline
 
     factory = LLMFactory(settings, chat_model)
     model = factory.chat_model()
+    policy = settings.decision_policy or factory.kind
     return SupportServices(
         faq=build_faq_pipeline(settings, model, kind=factory.kind),
-        triage=build_triage(settings, model, kind=factory.kind),
+        triage=TriageCrew(model, CustomerDB.from_settings(settings), policy=policy, config_dir=settings.config_dir),
         tickets=build_ticket_backend(settings),
         chat_model=model,
         on_step=on_step,

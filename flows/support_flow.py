@@ -23,7 +23,7 @@ from typing import Any
 from crewai.flow.flow import Flow, listen, router, start
 from pydantic import Field
 
-from supportdesk.flows.services import SupportServices, usage_of
+from supportdesk.flows.services import SupportServices
 from supportdesk.models import CustomerTicketState, TicketDraft, TicketStatus
 
 __all__ = ["ANSWERED", "ESCALATED", "SupportFlow"]
@@ -49,11 +49,10 @@ class SupportFlow(Flow[CustomerTicketState]):
     def _services(self) -> SupportServices:
         return self.services
 
-    def _account(self, completions: list[Any] | None) -> None:
-        calls, prompt, completion = usage_of(completions)
+    def _account(self, calls: int, prompt_tokens: int, completion_tokens: int) -> None:
         self.state.llm_calls += calls
-        self.state.prompt_tokens += prompt
-        self.state.completion_tokens += completion
+        self.state.prompt_tokens += prompt_tokens
+        self.state.completion_tokens += completion_tokens
 
     @start()
     def intake(self) -> None:
@@ -66,7 +65,7 @@ class SupportFlow(Flow[CustomerTicketState]):
         """Ask the FAQ stage; its route decides whether the crew runs."""
         self._services.progress("answer_from_faq", "retrieving FAQ entries")
         result = self._services.faq.run(self.state.original_query)
-        self._account(result.completions)
+        self._account(len(result.completions), result.prompt_tokens, result.completion_tokens)
         self.state.answer_confidence = result.confidence
         self.state.faq_id = result.faq_id
         self.state.sources = list(result.sources)
@@ -89,15 +88,15 @@ class SupportFlow(Flow[CustomerTicketState]):
         self.state.status = TicketStatus.ESCALATED
         self._services.progress("triage", "classifying, looking the customer up, drafting the ticket")
         result = self._services.triage.triage(self.state.original_query, self.state.customer_hint)
-        self._account(result.completions)
+        self._account(result.usage.llm_calls, result.usage.prompt_tokens, result.usage.completion_tokens)
         self.state.category = result.classification.category
         self.state.priority = result.classification.priority
         self.state.classification_rationale = result.classification.rationale
         if result.customer.found and result.customer.customer is not None:
             self.state.customer_id = result.customer.customer.customer_id
         self.state.customer_summary = result.customer.summary
-        self.state.ticket_title = result.draft.title
-        self.state.final_summary = result.draft.summary
+        self.state.ticket_title = result.ticket.title
+        self.state.final_summary = result.ticket.summary
         self._services.progress("triage", f"{self.state.category}/{self.state.priority}")
 
     @listen(triage)

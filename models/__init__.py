@@ -9,6 +9,7 @@ from supportdesk.models.responses import (
     Invoice,
     TicketDraft,
     TicketReceipt,
+    TicketTitle,
     WebAnswer,
 )
 from supportdesk.models.state import CustomerTicketState, Priority, TicketStatus
@@ -25,6 +26,7 @@ __all__ = [
     "RAGResult",
     "TicketDraft",
     "TicketReceipt",
+    "TicketTitle",
     "TicketStatus",
     "TokenUsage",
     "WebAnswer",

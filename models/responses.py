@@ -21,6 +21,7 @@ __all__ = [
     "Invoice",
     "TicketDraft",
     "TicketReceipt",
+    "TicketTitle",
     "WebAnswer",
 ]
 
@@ -104,6 +105,12 @@ class TicketDraft(BaseModel):
 
     title: str = Field(max_length=120, description="A short ticket title, at most ten words.")
     summary: str = Field(max_length=1000, description="Two or three sentences for the support engineer.")
+
+
+class TicketTitle(BaseModel):
+    """Only the title of a ticket (the slot a small model fills)."""
+
+    title: str = Field(max_length=80, description="The customer's problem in at most eight words.")
 
 
 class TicketReceipt(BaseModel):

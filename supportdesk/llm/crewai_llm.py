@@ -72,6 +72,7 @@ class SlotPlan:
     :param messages: rewrites the conversation before it reaches the model (e.g. a compact prompt
         for a small model); ``None`` keeps CrewAI's messages.
     :param max_tokens: completion budget for this slot; ``None`` uses the LLM's default.
+    :param decided: code produces the whole response model; the model is not called at all.
 
     Example: the model writes only the rationale, code fixed the category::
 
@@ -83,6 +84,7 @@ class SlotPlan:
     schema_overrides: Mapping[str, dict[str, Any]] | None = None
     messages: Callable[[list[ChatMessage]], list[ChatMessage]] | None = None
     max_tokens: int | None = None
+    decided: Callable[[], BaseModel] | None = None
 
 
 @dataclass
@@ -236,8 +238,10 @@ class CrewChatLLM(BaseLLM):
                 chat = to_chat_messages(messages)
                 plan = self._plan_for(from_task)
                 target = response_model or self._task_model(from_task, from_agent, tools)
-                if target is not None or plan.fill is not None:
-                    result: str | BaseModel = self._structured(chat, target, plan, from_task)
+                if plan.decided is not None:
+                    result: str | BaseModel = plan.decided()
+                elif target is not None or plan.fill is not None:
+                    result = self._structured(chat, target, plan, from_task)
                 else:
                     result = self._text(chat, plan, from_agent, tools)
             except Exception as exc:

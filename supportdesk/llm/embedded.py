@@ -73,14 +73,15 @@ def tighten_schema(schema: dict[str, Any], *, max_string: int = DEFAULT_MAX_STRI
 def render_prompt(messages: list[ChatMessage], json_output: bool) -> str:
     """Render a conversation as plain text for a base model (it has no chat template)."""
     parts: list[str] = []
+    output_label = "Output (JSON):" if json_output else "Output:"
     for message in messages:
         if message.role == "system":
             parts.append(message.content.strip())
         elif message.role == "user":
             parts.append(f"Input:\n{message.content.strip()}")
         else:
-            parts.append(f"Output:\n{message.content.strip()}")
-    parts.append("Output (JSON):" if json_output else "Output:")
+            parts.append(f"{output_label}\n{message.content.strip()}")
+    parts.append(output_label)
     return "\n\n".join(parts) + "\n"
 
 

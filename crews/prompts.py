@@ -1,0 +1,88 @@
+"""The triage slots a small model fills, and what code writes instead of it.
+
+Prose lives in ``config/prompts_triage.yaml``; this module only assembles it::
+
+    prompts = TriagePrompts.from_config()
+    prompts.title_messages("The app crashes on start")   # few-shot conversation for the title slot
+    grounded_title("TicketDraft", "The app crashes on start")   # 'The app crashes on start'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from supportdesk._config import load_yaml
+from supportdesk.crews.classifier import TriageSuggestion
+from supportdesk.errors import ConfigError
+from supportdesk.llm._types import ChatMessage
+from supportdesk.models.responses import CustomerLookup
+
+__all__ = ["TriagePrompts", "fallback_title", "grounded_title"]
+
+_WORD = re.compile(r"[a-z0-9]{4,}")
+TITLE_MAX = 80
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in _WORD.findall(text.lower())}
+
+
+def fallback_title(query: str) -> str:
+    """The query's first sentence, cut at a word boundary to fit a title."""
+    first = re.split(r"(?<=[.!?])\s", " ".join(query.split()), maxsplit=1)[0].rstrip(".!? ")
+    if len(first) <= TITLE_MAX:
+        return first
+    return first[: TITLE_MAX - 1].rsplit(" ", 1)[0] + "…"
+
+
+def grounded_title(title: str, query: str) -> str:
+    """Keep a model's title only if it names something the customer wrote; else fall back to the query.
+
+    A small model sometimes echoes the schema name or invents a topic: a title sharing no content word
+    (first five letters of words of four or more) with the query is not grounded.
+    """
+    title = " ".join(title.split()).strip(" .")
+    if len(title) >= 8 and _stems(title) & _stems(query) and title.lower() != "ticketdraft":
+        return title[:TITLE_MAX]
+    return fallback_title(query)
+
+
+@dataclass(frozen=True)
+class TriagePrompts:
+    """Few-shot title prompt and the code-written ticket summary, from ``prompts_triage.yaml``."""
+
+    title_system: str
+    title_examples: tuple[tuple[str, str], ...]
+    summary_template: str
+
+    @classmethod
+    def from_config(cls, config_dir: Path | None = None) -> TriagePrompts:
+        data = load_yaml("prompts_triage.yaml", config_dir)
+        try:
+            title = data["ticket_title"]
+            examples = tuple((str(e["message"]), str(e["title"])) for e in title.get("examples", []))
+            return cls(" ".join(str(title["system"]).split()), examples, " ".join(str(data["ticket_summary"]).split()))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"prompts_triage.yaml: missing or malformed key {exc}") from exc
+
+    def title_messages(self, query: str) -> list[ChatMessage]:
+        """System prompt, worked examples as user/assistant turns, then the real message."""
+        messages = [ChatMessage("system", self.title_system)]
+        for message, title in self.title_examples:
+            messages += [ChatMessage("user", message), ChatMessage("assistant", json.dumps({"title": title}))]
+        return [*messages, ChatMessage("user", query)]
+
+    def ticket_summary(self, query: str, suggestion: TriageSuggestion, lookup: CustomerLookup) -> str:
+        """The ticket summary from facts only: the message, code's triage and its evidence, the account."""
+        evidence = ", ".join([*(f"rule {r}" for r in suggestion.rules), f"nearest examples {suggestion.confidence:.2f}"])
+        text = self.summary_template.format(
+            query=query if len(query) <= 400 else query[:399] + "…",
+            category=suggestion.category,
+            priority=suggestion.priority,
+            evidence=evidence,
+            customer_facts=lookup.summary or "customer not identified",
+        )
+        return text if len(text) <= 1000 else text[:999] + "…"
