@@ -11,7 +11,11 @@ Callers catch :class:`SupportdeskError` to handle all of them, or one branch::
     │   ├── LLMProviderError       the provider answered with an error status
     │   └── OutputValidationError  the answer never validated into its response model
     ├── WebSearchError             the web-search provider failed
-    └── TicketingError             the ticket backend failed
+    ├── TicketingError             the ticket backend failed
+    ├── RunNotFoundError           no durable run has the given run id
+    ├── BudgetExceededError        a run hit one of its budget limits (calls, tokens, seconds, cost)
+    ├── NeedsReconcileError        a side effect's outcome is unknown; the run parks until settled
+    └── LeaseLostError             another process took over the run's execution lease
 
 Each carries a one-line ``str()`` meant for an operator's terminal.
 """
@@ -29,6 +33,10 @@ __all__ = [
     "SupportdeskError",
     "TicketingError",
     "WebSearchError",
+    "RunNotFoundError",
+    "BudgetExceededError",
+    "NeedsReconcileError",
+    "LeaseLostError",
 ]
 
 
@@ -79,3 +87,40 @@ class WebSearchError(SupportdeskError):
 
 class TicketingError(SupportdeskError):
     """The ticket backend failed to create or find a ticket."""
+
+
+class RunNotFoundError(SupportdeskError, LookupError):
+    """No durable run has the given run id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class BudgetExceededError(SupportdeskError):
+    """A run hit a budget limit; ``limit`` names it: 'calls', 'tokens', 'seconds' or 'cost'."""
+
+    def __init__(self, message: str, *, limit: str, used: float | None = None, maximum: float | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.used = used
+        self.maximum = maximum
+
+
+class NeedsReconcileError(SupportdeskError):
+    """A side effect (creating a ticket) may or may not have happened; the run parks until a resume settles it."""
+
+    def __init__(self, message: str, *, run_id: str, effect: str, key: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.effect = effect
+        self.key = key
+
+
+class LeaseLostError(SupportdeskError):
+    """This process no longer holds the run's execution lease (it expired and another process took over)."""
+
+    def __init__(self, run_id: str, owner: str) -> None:
+        super().__init__(f"run {run_id!r}: lease is no longer held by {owner!r}")
+        self.run_id = run_id
+        self.owner = owner
