@@ -56,10 +56,13 @@ def prepare_flow(
     return SupportFlow(services=services), inputs
 
 
-def _fail(state: CustomerTicketState, exc: Exception) -> CustomerTicketState:
-    state.status = TicketStatus.FAILED
-    state.failure_reason = f"{type(exc).__name__}: {exc}"
-    logger.warning("run %s failed: %s", state.id, state.failure_reason)
+def _final(flow_state: CustomerTicketState, exc: Exception | None = None) -> CustomerTicketState:
+    """A plain CustomerTicketState (CrewAI wraps the class), marked failed when ``exc`` is given."""
+    state = CustomerTicketState.model_validate(flow_state.model_dump())
+    if exc is not None:
+        state.status = TicketStatus.FAILED
+        state.failure_reason = f"{type(exc).__name__}: {exc}"
+        logger.warning("run %s failed: %s", state.id, state.failure_reason)
     return state
 
 
@@ -70,8 +73,8 @@ def run_query(query: str | bytes, **kwargs) -> CustomerTicketState:  # noqa: ANN
     try:
         flow.kickoff(inputs=inputs)
     except SupportdeskError as exc:
-        return _fail(flow.state, exc)
-    return flow.state
+        return _final(flow.state, exc)
+    return _final(flow.state)
 
 
 async def arun_query(query: str | bytes, **kwargs) -> CustomerTicketState:  # noqa: ANN003
@@ -80,5 +83,5 @@ async def arun_query(query: str | bytes, **kwargs) -> CustomerTicketState:  # no
     try:
         await flow.kickoff_async(inputs=inputs)
     except SupportdeskError as exc:
-        return _fail(flow.state, exc)
-    return flow.state
+        return _final(flow.state, exc)
+    return _final(flow.state)
