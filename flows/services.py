@@ -78,8 +78,10 @@ def build_services(
     from supportdesk.llm.factory import LLMFactory
     from supportdesk.rag.pipeline import build_faq_pipeline
 
+    from supportdesk.flows.run_context import RunScopedModel
+
     factory = LLMFactory(settings, chat_model)
-    model = factory.chat_model()
+    model = RunScopedModel(factory.chat_model())
     policy = settings.decision_policy or factory.kind
     return SupportServices(
         faq=build_faq_pipeline(settings, model, kind=factory.kind),

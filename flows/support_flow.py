@@ -23,6 +23,7 @@ from typing import Any
 from crewai.flow.flow import Flow, listen, router, start
 from pydantic import Field
 
+from supportdesk.flows.run_context import durable_step
 from supportdesk.flows.services import SupportServices
 from supportdesk.models import CustomerTicketState, TicketDraft, TicketStatus
 
@@ -36,6 +37,7 @@ class SupportFlow(Flow[CustomerTicketState]):
     """FAQ first; the triage crew and a ticket only for escalated queries."""
 
     services: Any = Field(default=None, exclude=True, description="A SupportServices; built from settings if None.")
+    run: Any = Field(default=None, exclude=True, description="A RunContext making the run durable; None runs in memory.")
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
@@ -55,12 +57,14 @@ class SupportFlow(Flow[CustomerTicketState]):
         self.state.completion_tokens += completion_tokens
 
     @start()
+    @durable_step
     def intake(self) -> None:
         """Record that the run began (the query was validated before kickoff)."""
         self._services.progress("intake", f"run {self.state.id}")
         self.state.route_trace.append("intake")
 
     @router(intake)
+    @durable_step
     def answer_from_faq(self) -> str:
         """Ask the FAQ stage; its route decides whether the crew runs."""
         self._services.progress("answer_from_faq", "retrieving FAQ entries")
@@ -76,6 +80,7 @@ class SupportFlow(Flow[CustomerTicketState]):
         return ANSWERED if result.route == ANSWERED else ESCALATED
 
     @listen(ANSWERED)
+    @durable_step
     def close_answered(self) -> None:
         """An FAQ or web answer went out: the run is done."""
         self.state.status = TicketStatus.FAQ_ANSWERED
@@ -83,6 +88,7 @@ class SupportFlow(Flow[CustomerTicketState]):
         self._services.progress("close_answered", "answered")
 
     @listen(ESCALATED)
+    @durable_step
     def triage(self) -> None:
         """Run the triage crew: category, priority, customer record, ticket draft."""
         self.state.status = TicketStatus.ESCALATED
@@ -100,16 +106,15 @@ class SupportFlow(Flow[CustomerTicketState]):
         self._services.progress("triage", f"{self.state.category}/{self.state.priority}")
 
     @listen(triage)
+    @durable_step
     def file_ticket(self) -> None:
         """File exactly one ticket, keyed by the run id."""
         draft = TicketDraft(title=self.state.ticket_title or "Support request", summary=self.state.final_summary or "")
-        receipt = self._services.tickets.create(
-            draft,
-            idempotency_key=self.state.id,
-            category=self.state.category,
-            priority=self.state.priority,
-            customer_id=self.state.customer_id,
-        )
+        fields = {"category": self.state.category, "priority": self.state.priority, "customer_id": self.state.customer_id}
+        if self.run is not None:
+            receipt = self.run.create_ticket(self._services.tickets, draft, **fields)
+        else:
+            receipt = self._services.tickets.create(draft, idempotency_key=self.state.id, **fields)
         self.state.ticket_id = receipt.ticket_id
         self.state.ticket_url = receipt.url
         self.state.status = TicketStatus.TICKET_CREATED

@@ -15,13 +15,15 @@ Priority = Literal["low", "medium", "high"]
 
 
 class TicketStatus(str, Enum):
-    """Where a run stands. Terminal: faq_answered, ticket_created, failed."""
+    """Where a run stands. Terminal: faq_answered, ticket_created, failed. ``needs_reconcile``: parked until a
+    resume settles whether the ticket call went through."""
 
     NEW = "new"
     FAQ_ANSWERED = "faq_answered"
     ESCALATED = "escalated"
     TICKET_CREATED = "ticket_created"
     FAILED = "failed"
+    NEEDS_RECONCILE = "needs_reconcile"
 
 
 def _new_id() -> str:
@@ -57,6 +59,7 @@ class CustomerTicketState(BaseModel):
     ticket_url: str | None = None
     failure_reason: str | None = None
     route_trace: list[str] = Field(default_factory=list, description="Route labels taken, in order.")
+    step_routes: dict[str, str] = Field(default_factory=dict, description="Route label each router step returned.")
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
     tickets = sub.add_parser("tickets", help="list tickets in the configured ticket store")
     tickets.add_argument("--json", action="store_true", help="print the tickets as a JSON array")
+
+    from supportdesk.eval import cli as eval_cli
+
+    eval_cli.add_eval_parser(sub)
+    eval_cli.add_eval_data_parser(sub)
     return parser
 
 
@@ -109,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"ask": _ask, "tickets": _tickets}
+    from supportdesk.eval import cli as eval_cli
+
+    handlers = {"ask": _ask, "tickets": _tickets, "eval": eval_cli.run_eval_command, "eval-data": eval_cli.run_eval_data_command}
     try:
         return handlers[args.command](args)
     except SupportdeskError as exc:

@@ -15,7 +15,8 @@ Callers catch :class:`SupportdeskError` to handle all of them, or one branch::
     ├── RunNotFoundError           no durable run has the given run id
     ├── BudgetExceededError        a run hit one of its budget limits (calls, tokens, seconds, cost)
     ├── NeedsReconcileError        a side effect's outcome is unknown; the run parks until settled
-    └── LeaseLostError             another process took over the run's execution lease
+    ├── LeaseLostError             another process took over the run's execution lease
+    └── RunBusyError               another process is executing this run id right now
 
 Each carries a one-line ``str()`` meant for an operator's terminal.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CustomerNotFoundError",
+    "RunBusyError",
     "InvalidQueryError",
     "LLMError",
     "LLMProviderError",
@@ -124,3 +126,7 @@ class LeaseLostError(SupportdeskError):
         super().__init__(f"run {run_id!r}: lease is no longer held by {owner!r}")
         self.run_id = run_id
         self.owner = owner
+
+
+class RunBusyError(SupportdeskError):
+    """Another live process holds this run's execution lease; the caller may retry later."""

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         description="Name of a decision policy in config/policies.yaml; default: chosen by the LLM kind.",
     )
 
+    run_wait_s: float = Field(default=30.0, ge=0, description="How long to wait for a run another process executes.")
+    ticket_reconcile_wait_s: float = Field(default=30.0, ge=0, description="Bounded search after an unclear ticket call.")
+    budget_llm_calls: int | None = Field(default=30, ge=1, description="Per-run limit of LLM calls (None: no limit).")
+    budget_tokens: int | None = Field(default=60_000, ge=1, description="Per-run limit of prompt+completion tokens.")
+    budget_seconds: float | None = Field(default=600.0, gt=0, description="Per-run wall-clock limit.")
+    budget_cost_usd: float | None = Field(default=None, gt=0, description="Per-run cost limit; needs a price.")
+    price_per_1k_tokens_usd: float | None = Field(default=None, gt=0, description="The provider's price, for cost.")
+
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY"))
     gemini_api_key: SecretStr | None = Field(

@@ -121,7 +121,7 @@ RUN_LIST_BY_STATUS = f"SELECT {RUN_COLUMNS} FROM durable_runs WHERE status = ? O
 RUN_ACQUIRE = """UPDATE durable_runs
     SET lease_owner = ?, lease_expires = ?, status = 'running', attempts = attempts + 1, updated_at = ?
     WHERE run_id = ? AND status NOT IN ('completed', 'failed')
-      AND (lease_owner IS NULL OR lease_expires < ? OR lease_owner = ?)"""
+      AND (lease_owner IS NULL OR lease_expires < ? OR lease_owner = ? OR lease_owner = ?)"""
 
 RUN_RENEW = """UPDATE durable_runs SET lease_expires = ?
     WHERE run_id = ? AND lease_owner = ?"""

@@ -193,6 +193,38 @@ _CURRENT_STEP: ContextVar[StepScope | None] = ContextVar("supportdesk_durable_st
 DEFAULT_STEP = "run"
 
 
+def _owner_is_dead(owner: str | None) -> bool:
+    """True when ``owner`` (``host:pid:tag``) was a process on this host that no longer exists.
+
+    Lets a resume take over a run whose executor was killed at once, instead of waiting for the
+    lease to expire; owners on other hosts still wait for expiry.
+    """
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -286,13 +318,18 @@ class RunJournal:
         now = self._clock()
         with self.db.transaction(write=False) as tx:  # cheap look first: waiters take no write lock
             seen = self._get(tx, run_id)
-        held_elsewhere = seen.lease_owner not in (None, self.owner) and (seen.lease_expires or 0.0) >= now
+        dead_owner = seen.lease_owner if _owner_is_dead(seen.lease_owner) else self.owner
+        held_elsewhere = (
+            seen.lease_owner not in (None, self.owner, dead_owner) and (seen.lease_expires or 0.0) >= now
+        )
         if seen.is_final or held_elsewhere:
             return False, seen
         with self.db.transaction() as tx:
             before = self._get(tx, run_id)
             acquired = (
-                tx.execute(_sql.RUN_ACQUIRE, (self.owner, now + self.lease_s, self._iso(), run_id, now, self.owner))
+                tx.execute(
+                    _sql.RUN_ACQUIRE, (self.owner, now + self.lease_s, self._iso(), run_id, now, self.owner, dead_owner)
+                )
                 == 1
             )
             if acquired:

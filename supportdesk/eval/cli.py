@@ -1,12 +1,15 @@
 """Argument parsing and output for ``supportdesk eval-data`` and ``supportdesk eval``.
 
-The package CLI owns the sub-command registry; it calls these functions and prints the strings
-they return::
+The package CLI owns the sub-command registry; it registers the two commands and dispatches to
+their runners, which print to stdout and return the exit code (2, with a one-line message on
+stderr, for a missing or malformed file)::
 
-    parser = add_eval_data_parser(subparsers)       # supportdesk eval-data DATASET --source --out ...
-    print(run_eval_data(args))
+    add_eval_parser(subparsers)          # supportdesk eval --kb KB --cases CASES [--stage rag|triage|flow] ...
+    add_eval_data_parser(subparsers)     # supportdesk eval-data DATASET --source DIR --out DIR ...
+    exit_code = run_eval_command(args)   # or run_eval_data_command(args)
 
-    add_eval_arguments(eval_parser)                 # --cases --limit --seed --json --report
+The pieces are usable on their own::
+
     cases = load_cases(args.cases)
     report = run_eval(cases, predict, name=..., limit=args.limit, seed=args.seed)
     print(finish_eval(report, json_out=args.json, html_out=args.report))
@@ -15,13 +18,34 @@ they return::
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from supportdesk.errors import SupportdeskError
 from supportdesk.eval.converters import DATASETS, DEFAULT_SEED, convert_dataset
+from supportdesk.eval.formats import EvalDataError
 from supportdesk.eval.runner import EvalReport
 
-__all__ = ["add_eval_arguments", "add_eval_data_parser", "finish_eval", "run_eval_data"]
+__all__ = [
+    "EXIT_DATA",
+    "STAGES",
+    "add_eval_arguments",
+    "add_eval_data_parser",
+    "add_eval_parser",
+    "finish_eval",
+    "run_eval_command",
+    "run_eval_data",
+    "run_eval_data_command",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("rag", "triage", "flow")
+EXIT_OK = 0
+EXIT_DATA = 2
 
 
 def add_eval_data_parser(subparsers: Any, name: str = "eval-data") -> argparse.ArgumentParser:
@@ -76,3 +100,85 @@ def finish_eval(report: EvalReport, *, json_out: Path | None = None, html_out: P
     if written:
         lines += ["", *written]
     return "\n".join(lines)
+
+
+def run_eval_data_command(args: argparse.Namespace) -> int:
+    """``supportdesk eval-data``: convert, print the summary; exit 2 with one line on bad input."""
+    try:
+        print(run_eval_data(args))
+    except (EvalDataError, SupportdeskError, OSError) as exc:
+        return _fail("eval-data", exc)
+    return EXIT_OK
+
+
+def add_eval_parser(subparsers: Any, name: str = "eval") -> argparse.ArgumentParser:
+    """Register ``eval --kb KB.jsonl --cases CASES.jsonl [--examples EX.jsonl] [--stage rag|triage|flow]
+    [--limit N --seed S] [--json OUT] [--report OUT.html]`` on ``subparsers``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help="measure answer quality on evaluation cases (offline)",
+        description="Run one stage (FAQ RAG, triage or the whole flow) over evaluation cases and print the metrics.",
+    )
+    parser.add_argument("--stage", choices=STAGES, default="flow",
+                        help="rag: the FAQ stage; triage: the code classifier; flow: the whole flow (default: flow)")
+    parser.add_argument("--kb", type=Path, default=None, help="KB.jsonl the FAQ stage answers from (rag, flow)")
+    parser.add_argument("--examples", type=Path, default=None,
+                        help="labelled examples (query, category[, priority]) for the nearest-example classifier "
+                             "(default: the packaged config/triage_examples.yaml)")
+    add_eval_arguments(parser)
+    return parser
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    """``supportdesk eval``: build the stage, run it over the cases, print the metrics table.
+
+    Missing or malformed files (and broken config) print one line on stderr and return 2.
+    """
+    from supportdesk.eval.formats import load_cases
+    from supportdesk.eval.runner import run_eval
+    from supportdesk.eval.stages import build_stage
+
+    stage = getattr(args, "stage", "flow") or "flow"
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise EvalDataError("--limit must be at least 1")
+        for flag, path in (("--cases", args.cases), ("--kb", args.kb), ("--examples", args.examples)):
+            if path is not None and not Path(path).is_file():
+                raise EvalDataError(f"{flag} {path}: no such file")
+        if stage in ("rag", "flow") and args.kb is None:
+            raise EvalDataError(f"--stage {stage} needs --kb KB.jsonl")
+        cases = load_cases(args.cases)
+        if not cases:
+            raise EvalDataError(f"{args.cases}: no cases")
+        built = build_stage(stage, kb=args.kb, examples=args.examples)
+    except (EvalDataError, SupportdeskError, OSError) as exc:
+        return _fail("eval", exc)
+    progress = _progress_printer() if stage == "flow" else None
+    try:
+        report = run_eval(
+            cases, built.predict, name=f"{stage}: {Path(args.cases).name}", limit=args.limit, seed=args.seed,
+            settings={"stage": stage, "kb": str(args.kb) if args.kb else None,
+                      "examples": str(args.examples) if args.examples else None, **built.settings},
+            progress=progress,
+        )
+        print(finish_eval(report, json_out=args.json, html_out=args.report))
+    except OSError as exc:  # an unwritable --json / --report path
+        return _fail("eval", exc)
+    finally:
+        built.close()
+    return EXIT_OK
+
+
+def _fail(command: str, exc: BaseException) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"supportdesk {command}: error: {message}", file=sys.stderr)
+    return EXIT_DATA
+
+
+def _progress_printer() -> Any:
+    started = time.perf_counter()
+
+    def progress(index: int, total: int, result: Any) -> None:
+        print(f"[{index}/{total}] {result.latency_s:.1f}s  (elapsed {time.perf_counter() - started:.0f}s)",
+              file=sys.stderr, flush=True)
+
+    return progress

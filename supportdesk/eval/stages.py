@@ -14,7 +14,10 @@ Stage modules are imported only when a builder needs them, so this module import
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supportdesk.eval.formats import Case
@@ -24,6 +27,9 @@ if TYPE_CHECKING:
     from supportdesk.models.state import CustomerTicketState
 
 __all__ = [
+    "BuiltStage",
+    "build_classifier",
+    "build_stage",
     "flow_predictor",
     "load_rag_predictor",
     "prediction_from_rag",
@@ -148,3 +154,119 @@ def triage_predictor(classify: Callable[[str], Any]) -> Callable[[Case], Predict
 def flow_predictor(run: Callable[[str], CustomerTicketState]) -> Callable[[Case], Prediction]:
     """A predict function over a callable that runs the whole flow on a query and returns its state."""
     return lambda case: prediction_from_state(run(case.query))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a stage from evaluation files (what ``supportdesk eval`` runs)
+
+
+@dataclass
+class BuiltStage:
+    """A stage ready to evaluate: its predict function, what it was built with, and its clean-up."""
+
+    predict: Callable[[Case], Prediction]
+    settings: dict[str, Any] = field(default_factory=dict)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            try:
+                cleanup()
+            except Exception as exc:  # noqa: BLE001 - clean-up must not hide the result
+                logger.warning("clean-up failed: %s", exc)
+        self.cleanups.clear()
+
+
+def build_classifier(examples: Path | str | None = None, *, policy: str = "embedded",
+                     config_dir: Path | None = None) -> Any:
+    """The code classifier the triage stage uses: over labelled examples (``*.examples.jsonl``:
+    query, category, optional priority) when given, else the packaged ``triage_examples.yaml``;
+    ``knn_*`` settings from the ``triage`` section of ``policy``."""
+    from supportdesk.crews.classifier import ExampleClassifier
+    from supportdesk.crews.triage_crew import TriagePolicy
+
+    triage_policy = TriagePolicy.load(policy, config_dir)
+    if examples is None:
+        return ExampleClassifier.from_config(config_dir, policy=triage_policy.classifier_settings())
+    from supportdesk.eval.formats import EvalDataError, load_examples
+
+    records = [(e.query, e.category, e.priority) for e in load_examples(examples) if e.category]
+    if not records:
+        raise EvalDataError(f"{examples}: no example has a category")
+    return ExampleClassifier.from_records(records, config_dir=config_dir, policy=triage_policy.classifier_settings())
+
+
+def _load_kb(path: Path | str) -> Any:
+    from supportdesk.eval.formats import load_kb
+    from supportdesk.rag.knowledge_base import KnowledgeBase
+
+    entries = load_kb(path)  # validates with line numbers, duplicate ids
+    return KnowledgeBase.from_records([e.model_dump() for e in entries], source=str(path))
+
+
+def _rag_pipeline(kb_path: Path | str, settings: Any, model: Any, kind: str) -> Any:
+    """The FAQ stage over ``kb_path`` with the policy of ``kind``; offline: no web search."""
+    from supportdesk.rag.pipeline import FAQPipeline, load_rag_policy
+
+    policy = load_rag_policy(settings.decision_policy or kind, settings.config_dir)
+    return FAQPipeline(_load_kb(kb_path), model, None, policy, cache_dir=Path(settings.home) / "cache",
+                       config_dir=settings.config_dir)
+
+
+def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | str | None = None,
+                settings: Any = None) -> BuiltStage:
+    """Build ``rag``, ``triage`` or ``flow`` for evaluation, offline.
+
+    * ``rag``: :class:`~supportdesk.rag.pipeline.FAQPipeline` over ``kb`` (no web search). Under the
+      embedded policy code decides, so the model is never loaded;
+    * ``triage``: the code classifier (:func:`build_classifier`); no LLM call;
+    * ``flow``: :func:`supportdesk.handle_query` with services over ``kb`` and the classifier, the
+      model of ``settings.llm`` (the embedded one by default), no web search, and tickets, customers and
+      run records in a temporary home (caches stay in the real one).
+    """
+    from supportdesk.settings import load_settings
+
+    settings = settings or load_settings()
+    if stage == "triage":
+        classifier = build_classifier(examples, policy=settings.decision_policy or "embedded",
+                                      config_dir=settings.config_dir)
+        return BuiltStage(triage_predictor(classifier.suggest), {"classifier": classifier.describe()})
+
+    from supportdesk.llm.factory import LLMFactory
+
+    if kb is None:
+        from supportdesk.eval.formats import EvalDataError
+
+        raise EvalDataError(f"--stage {stage} needs --kb KB.jsonl")
+    factory = LLMFactory(settings)
+    model = factory.chat_model()
+    if stage == "rag":
+        pipeline = _rag_pipeline(kb, settings, model, factory.kind)
+        return BuiltStage(rag_predictor(pipeline), {"threshold": pipeline.threshold,
+                                                    "calibration": pipeline.calibration})
+    if stage != "flow":
+        raise ValueError(f"unknown stage {stage!r}")
+
+    from supportdesk import handle_query
+    from supportdesk.crews.tools.customer_db import CustomerDB
+    from supportdesk.crews.tools.ticketing import build_ticket_backend
+    from supportdesk.crews.triage_crew import TriageCrew
+    from supportdesk.flows.services import SupportServices
+
+    policy = settings.decision_policy or factory.kind
+    scratch = tempfile.TemporaryDirectory(prefix="supportdesk-eval-")
+    # Tickets, customers and run records go to a scratch home: an evaluation files no real tickets.
+    run_settings = settings.model_copy(update={"home": Path(scratch.name), "database_url": None,
+                                               "jira_url": None, "serper_api_key": None})
+    pipeline = _rag_pipeline(kb, settings, model, factory.kind)
+    classifier = build_classifier(examples, policy=policy, config_dir=settings.config_dir)
+    services = SupportServices(
+        faq=pipeline,
+        triage=TriageCrew(model, CustomerDB.from_settings(run_settings), policy=policy, classifier=classifier,
+                          config_dir=settings.config_dir),
+        tickets=build_ticket_backend(run_settings),
+        chat_model=model,
+    )
+    predict = flow_predictor(lambda query: handle_query(query, settings=run_settings, services=services))
+    return BuiltStage(predict, {"threshold": pipeline.threshold, "llm": settings.llm, "policy": policy},
+                      [scratch.cleanup])
