@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL server on 127.0.0.1 and print its URL on stdout (last line).
 #
-#   url=$(scripts/start_postgres.sh | tail -n1)
+#   url=$(.ci/postgres.sh | tail -n1)
 #   SUPPORTDESK_TEST_POSTGRES_URL=$url pytest tests/durable
 #
 # Installs the server with apt-get if no binaries are found. As root the server runs as the
 # 'postgres' user. Trust authentication on loopback only: for tests and CI, never for real data.
 # Environment: PG_PORT (default 55432), PG_DIR (default /tmp/supportdesk-pg). Stop with:
-#   scripts/start_postgres.sh stop
+#   .ci/postgres.sh stop
 set -euo pipefail
 
 PORT="${PG_PORT:-55432}"
