@@ -77,6 +77,8 @@ DEFAULT_POLICY: dict[str, Any] = {
     "top_k": 5,
     "web_search": True,
     "web_top_k": 5,
+    "web_answer_decided_by": "llm",
+    "web_min_similarity": 0.55,
     "output_retries": 1,
     "max_tokens": {"faq_judge": 200, "web_answer": 200},
 }
@@ -354,6 +356,8 @@ class FAQPipeline:
             # Nothing to ground an answer on: the model is not asked.
             return RAGResult(route="escalated", web_searched=True, completions=usage,
                              reason=f"{reason}; the web search found no results", **base)
+        if self.policy["web_answer_decided_by"] == "code":
+            return self._web_by_similarity(query, documents, reason, usage, base)
         try:
             out = self.web.run({
                 "prompt": {"query": query, "company": self.company, "documents": documents},
@@ -377,6 +381,27 @@ class FAQPipeline:
         decision = routed.get("escalate", {})
         return RAGResult(route="escalated", web_searched=True, completions=usage,
                          reason=f"{reason}; {decision.get('reason', 'no web answer')}", **base)
+
+
+    def _web_by_similarity(
+        self, query: str, documents: list[Any], reason: str, usage: list[TokenUsage], base: dict[str, Any]
+    ) -> RAGResult:
+        """Code picks the web result: the one whose title and snippet are most similar to the query,
+        if similar enough. Its snippet is quoted with its URL (untrusted text, never followed)."""
+        from supportdesk.rag._minilm import get_encoder
+
+        texts = [f"{d.meta.get('title', '')}. {d.content}" for d in documents]
+        vectors = get_encoder().encode([query, *texts])
+        similarities = vectors[1:] @ vectors[0]
+        best = int(similarities.argmax())
+        if float(similarities[best]) < float(self.policy["web_min_similarity"]):
+            return RAGResult(route="escalated", web_searched=True, completions=usage, **base,
+                             reason=f"{reason}; no web result is close enough ({float(similarities[best]):.2f})")
+        doc = documents[best]
+        title = doc.meta.get("title") or doc.meta.get("url", "")
+        return RAGResult(route="answered", answer=f"From {title}: {doc.content}", sources=[doc.meta["url"]],
+                         web_searched=True, completions=usage, **base,
+                         reason=f"{reason}; web result {best + 1} matches ({float(similarities[best]):.2f})")
 
 
 def _root(exc: BaseException) -> BaseException:

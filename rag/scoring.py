@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CalibrationReport", "EntryIndex", "ScoringParams", "calibrate", "train_linear_head"]
+__all__ = [
+    "CalibrationReport",
+    "EntryIndex",
+    "ScoringParams",
+    "calibrate",
+    "calibration_scores",
+    "train_linear_head",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +179,77 @@ def _best_threshold(pos: np.ndarray, neg: np.ndarray, negative_weight: float) ->
     return thr, bal, tpr, tnr
 
 
+@dataclass(frozen=True)
+class CalibrationScores:
+    """Cross-fitted top scores: held-out texts of known entries (and whether their top entry was
+    their own), texts of held-out entries, and the extra negatives (escalation examples)."""
+
+    positives: np.ndarray
+    positives_right: np.ndarray
+    held_out_entries: np.ndarray
+    extra_negatives: np.ndarray
+
+
+def calibration_scores(
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    n_entries: int,
+    *,
+    params: ScoringParams = ScoringParams(),
+    folds: int = 5,
+    max_texts: int = 6000,
+    seed: int = 0,
+    extra_negatives: np.ndarray | None = None,
+) -> CalibrationScores:
+    """Cross-fitted top scores of the KB's own texts (see :class:`CalibrationScores`).
+
+    In each fold some entries are held out entirely and some texts of the remaining entries are held
+    out; a held-out text of a known entry is a positive (its top score, and whether the top entry is
+    its own), a text of a held-out entry a negative. ``extra_negatives`` (vectors of queries that must escalate,
+    e.g. the KB's escalation examples) are scored by every fold's index; their scores come third.
+    """
+    owners = np.asarray(owners, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    n = len(owners)
+    entry_fold = rng.permutation(n_entries) % folds
+    text_fold = np.empty(n, dtype=np.int64)
+    for e in range(n_entries):
+        rows = np.flatnonzero(owners == e)
+        text_fold[rows] = rng.permutation(len(rows)) % folds
+    budget = np.ones(n, dtype=bool)
+    if n > max_texts:
+        budget[:] = False
+        budget[rng.choice(n, size=max_texts, replace=False)] = True
+    pos_scores: list[np.ndarray] = []
+    pos_right: list[np.ndarray] = []
+    neg_scores: list[np.ndarray] = []
+    extra_scores: list[np.ndarray] = []
+    for f in range(folds):
+        held_entry = entry_fold[owners] == f
+        held_text = (text_fold == f) & ~held_entry
+        train = ~held_entry & ~held_text
+        kept = np.flatnonzero(np.bincount(owners[train], minlength=n_entries) > 0)
+        if kept.size < 2:
+            continue
+        remap = -np.ones(n_entries, dtype=np.int64)
+        remap[kept] = np.arange(kept.size)
+        index = EntryIndex.build(vectors[train], remap[owners[train]], kept.size, params)
+        pos_rows = np.flatnonzero(held_text & budget & (remap[owners] >= 0))
+        neg_rows = np.flatnonzero(held_entry & budget)
+        if pos_rows.size:
+            scored = index.score(vectors[pos_rows])
+            pos_scores.append(scored.max(axis=1))
+            pos_right.append(scored.argmax(axis=1) == remap[owners[pos_rows]])
+        if neg_rows.size:
+            neg_scores.append(index.score(vectors[neg_rows]).max(axis=1))
+        if extra_negatives is not None and len(extra_negatives):
+            extra_scores.append(index.score(extra_negatives).max(axis=1))
+    if not pos_scores or not neg_scores:
+        raise ValueError("calibration needs at least 2 entries with 2 or more texts each")
+    extra = np.concatenate(extra_scores) if extra_scores else np.zeros(0, dtype=np.float32)
+    return CalibrationScores(np.concatenate(pos_scores), np.concatenate(pos_right), np.concatenate(neg_scores), extra)
+
+
 def calibrate(
     vectors: np.ndarray,
     owners: np.ndarray,
@@ -193,40 +271,9 @@ def calibrate(
         0.1 gives 0.90 out-of-scope escalated / 0.94 answered correctly, 0.3 gives 0.98 / 0.88; 0.3 is
         the default because 0.1 is far too permissive on a small FAQ (policies.yaml can change it).
     """
-    owners = np.asarray(owners, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    n = len(owners)
-    entry_fold = rng.permutation(n_entries) % folds
-    text_fold = np.empty(n, dtype=np.int64)
-    for e in range(n_entries):
-        rows = np.flatnonzero(owners == e)
-        text_fold[rows] = rng.permutation(len(rows)) % folds
-    budget = np.ones(n, dtype=bool)
-    if n > max_texts:
-        budget[:] = False
-        budget[rng.choice(n, size=max_texts, replace=False)] = True
-    pos_scores: list[np.ndarray] = []
-    neg_scores: list[np.ndarray] = []
-    for f in range(folds):
-        held_entry = entry_fold[owners] == f
-        held_text = (text_fold == f) & ~held_entry
-        train = ~held_entry & ~held_text
-        kept = np.flatnonzero(np.bincount(owners[train], minlength=n_entries) > 0)
-        if kept.size < 2:
-            continue
-        remap = -np.ones(n_entries, dtype=np.int64)
-        remap[kept] = np.arange(kept.size)
-        index = EntryIndex.build(vectors[train], remap[owners[train]], kept.size, params)
-        pos_rows = np.flatnonzero(held_text & budget & (remap[owners] >= 0))
-        neg_rows = np.flatnonzero(held_entry & budget)
-        if pos_rows.size:
-            pos_scores.append(index.score(vectors[pos_rows]).max(axis=1))
-        if neg_rows.size:
-            neg_scores.append(index.score(vectors[neg_rows]).max(axis=1))
-    if not pos_scores or not neg_scores:
-        raise ValueError("calibration needs at least 2 entries with 2 or more texts each")
-    pos = np.concatenate(pos_scores)
-    neg = np.concatenate(neg_scores)
+    scores = calibration_scores(vectors, owners, n_entries, params=params, folds=folds,
+                                max_texts=max_texts, seed=seed)
+    pos, neg = scores.positives, scores.held_out_entries
     threshold, bal, tpr, tnr = _best_threshold(pos, neg, negative_weight)
     report = CalibrationReport(threshold, bal, tpr, tnr, int(pos.size), int(neg.size))
     logger.info(

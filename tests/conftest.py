@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -18,6 +19,33 @@ def _isolated_home(tmp_path, monkeypatch):
                  "JIRA_URL", "JIRA_USER", "JIRA_EMAIL", "JIRA_API_TOKEN", "SUPPORTDESK_LLM", "SUPPORTDESK_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Fail any socket connection outside 127.0.0.0/8 and ::1; record every address tried."""
+    tried: list[object] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def allowed(address) -> bool:
+        if isinstance(address, tuple):
+            host = str(address[0])
+            return host.startswith("127.") or host in ("::1", "localhost")
+        return True  # AF_UNIX
+
+    def guard(real):
+        def connect(sock, address):
+            tried.append(address)
+            if not allowed(address):
+                raise AssertionError(f"network access outside loopback: {address!r}")
+            return real(sock, address)
+
+        return connect
+
+    monkeypatch.setattr(socket.socket, "connect", guard(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guard(real_connect_ex))
+    return tried
 
 
 def pytest_report_header(config):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from supportdesk.flows.services import build_services
@@ -30,30 +28,3 @@ def make_services(settings):
         return build_services(settings, chat_model=model), model
 
     return make
-
-
-@pytest.fixture
-def loopback_only(monkeypatch):
-    """Fail any socket connection outside 127.0.0.0/8 and ::1; record every address tried."""
-    tried: list[object] = []
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-
-    def allowed(address) -> bool:
-        if isinstance(address, tuple):
-            host = str(address[0])
-            return host.startswith("127.") or host in ("::1", "localhost")
-        return True  # AF_UNIX
-
-    def guard(real):
-        def connect(sock, address):
-            tried.append(address)
-            if not allowed(address):
-                raise AssertionError(f"network access outside loopback: {address!r}")
-            return real(sock, address)
-
-        return connect
-
-    monkeypatch.setattr(socket.socket, "connect", guard(real_connect))
-    monkeypatch.setattr(socket.socket, "connect_ex", guard(real_connect_ex))
-    return tried

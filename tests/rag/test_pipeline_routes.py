@@ -8,6 +8,7 @@ is neither answered nor sent on to the web fallback.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,9 +18,12 @@ from supportdesk.llm import ScriptedModel
 from supportdesk.rag import build_faq_pipeline
 from supportdesk.settings import Settings
 
+SERPER_RESULTS = json.loads((Path(__file__).parent / "fixtures" / "serper_response.json").read_text())["organic"]
 FAQ_QUERY = "How do I reset my password?"
 OFF_FAQ_QUERY = "what's the weather in Paris"
+WIDGET_QUERY = "How do I add a weather widget to a note?"
 WEB_URL_1 = "https://help.nimbusnotes.example/articles/weather-widget"
+WEB_URL_3 = SERPER_RESULTS[2]["link"]
 
 PICK_1 = {"verdict": "answer", "result_number": 1, "answer": "Type /weather in a note."}
 WEB_NO = {"verdict": "no_answer", "result_number": None, "answer": ""}
@@ -29,11 +33,14 @@ WEB_NO = {"verdict": "no_answer", "result_number": None, "answer": ""}
     ("policy", "query", "web", "replies", "route", "source", "llm_calls", "http_calls"),
     [
         pytest.param("embedded", FAQ_QUERY, "ok", [], "answered", "reset-password", 0, 0, id="faq-hit-no-llm"),
-        pytest.param("embedded", OFF_FAQ_QUERY, "ok", [PICK_1], "answered", WEB_URL_1, 1, 1, id="web-picks-1"),
-        pytest.param("embedded", OFF_FAQ_QUERY, "ok", [WEB_NO], "escalated", None, 1, 1, id="web-no-answer"),
+        pytest.param("llm-web", OFF_FAQ_QUERY, "ok", [PICK_1], "answered", WEB_URL_1, 1, 1, id="web-picks-1"),
+        pytest.param("llm-web", OFF_FAQ_QUERY, "ok", [WEB_NO], "escalated", None, 1, 1, id="web-no-answer"),
+        pytest.param("embedded", WIDGET_QUERY, "ok", [], "answered", WEB_URL_1, 0, 1, id="web-code-picks-closest"),
+        pytest.param("embedded", OFF_FAQ_QUERY, "ok", [], "answered", WEB_URL_3, 0, 1, id="web-code-picks-paris"),
+        pytest.param("embedded", OFF_FAQ_QUERY, "widget-only", [], "escalated", None, 0, 1, id="web-code-none-close"),
         pytest.param("embedded", OFF_FAQ_QUERY, "empty", [], "escalated", None, 0, 1, id="web-empty-no-llm"),
         pytest.param("embedded", OFF_FAQ_QUERY, "500", [], "escalated", None, 0, 3, id="web-error-no-llm"),
-        pytest.param("embedded", OFF_FAQ_QUERY, "ok", ["not json at all", "still not json"], "escalated", None, 2, 1,
+        pytest.param("llm-web", OFF_FAQ_QUERY, "ok", ["not json at all", "still not json"], "escalated", None, 2, 1,
                      id="web-garbage-fails-closed"),
         pytest.param("hosted", FAQ_QUERY, "ok",
                      [{"verdict": "answer", "entry_id": "reset-password", "answer": "Use Forgot password."}],
@@ -55,10 +62,15 @@ def test_routes(make_pipeline, serper_stub, serper_body, policy, query, web, rep
     """Each (policy, query, Serper answer, LLM replies) row ends in the expected route and source, with
     exactly the expected number of LLM calls and HTTP requests."""
     responses = {"ok": httpx.Response(200, json=serper_body), "empty": httpx.Response(200, json={"organic": []}),
+                 "widget-only": httpx.Response(200, json={"organic": serper_body["organic"][:1]}),
                  "500": httpx.Response(500)}
     stub = serper_stub([responses[web]])
     model = ScriptedModel(replies)
-    result = make_pipeline(model, stub.search(), policy).run(query)
+    if policy == "llm-web":  # embedded FAQ decisions, the web result read by the model
+        rag = make_pipeline(model, stub.search(), "embedded", web_answer_decided_by="llm")
+    else:
+        rag = make_pipeline(model, stub.search(), policy)
+    result = rag.run(query)
     assert result.route == route, result.reason
     assert len(model.calls) == llm_calls
     assert len(stub.requests) == http_calls
@@ -130,7 +142,7 @@ def test_judge_garbage_escalates_without_trying_the_web(make_pipeline, serper_st
 def test_llm_provider_error_escalates(make_pipeline, serper_ok):
     """A provider error during the web answer escalates with the error in the reason."""
     model = ScriptedModel([LLMProviderError("HTTP 503 from provider", status_code=503)])
-    result = make_pipeline(model, serper_ok.search()).run(OFF_FAQ_QUERY)
+    result = make_pipeline(model, serper_ok.search(), web_answer_decided_by="llm").run(OFF_FAQ_QUERY)
     assert result.route == "escalated" and "HTTP 503 from provider" in result.reason
 
 
@@ -138,7 +150,7 @@ def test_web_prompt_marks_results_as_untrusted(make_pipeline, serper_ok):
     """The text the model receives calls the web results UNTRUSTED, tells it not to follow their
     instructions, and keeps an injected instruction inside its numbered result tag."""
     model = ScriptedModel([WEB_NO])
-    make_pipeline(model, serper_ok.search()).run(OFF_FAQ_QUERY)
+    make_pipeline(model, serper_ok.search(), web_answer_decided_by="llm").run(OFF_FAQ_QUERY)
     (call,) = model.calls
     system, user = call.messages[0].content, call.messages[-1].content
     assert call.messages[0].role == "system"
