@@ -24,15 +24,20 @@ def kickoff() -> None:
 
 
 def plot() -> None:
-    """``crewai flow plot``: write the flow diagram to supportdesk_flow.html (no model is loaded)."""
+    """``crewai flow plot``: write the flow diagram to ./supportdesk_flow/ (no model is loaded)."""
+    import shutil
+    from pathlib import Path
+
     from supportdesk._runner import quiet_crewai_console
     from supportdesk.flows.services import SupportServices
     from supportdesk.flows.support_flow import SupportFlow
 
     quiet_crewai_console()
     placeholder = SupportServices(faq=None, triage=None, tickets=None)  # type: ignore[arg-type]
-    path = SupportFlow(services=placeholder).plot("supportdesk_flow.html", show=False)
-    print(f"flow diagram written to {path}")
+    rendered = Path(SupportFlow(services=placeholder).plot("supportdesk_flow.html", show=False))
+    target = Path.cwd() / "supportdesk_flow"
+    shutil.copytree(rendered.parent, target, dirs_exist_ok=True)  # CrewAI renders into a temp folder
+    print(f"flow diagram written to {target / rendered.name}")
 
 
 def run_with_trigger() -> None:

@@ -63,7 +63,7 @@ class SupportFlow(Flow[CustomerTicketState]):
         self._services.progress("intake", f"run {self.state.id}")
         self.state.route_trace.append("intake")
 
-    @router(intake)
+    @router(intake, emit=[ANSWERED, ESCALATED])
     @durable_step
     def answer_from_faq(self) -> str:
         """Ask the FAQ stage; its route decides whether the crew runs."""
