@@ -82,6 +82,7 @@ def run_query(
     if customer is not None and not customer.strip():
         raise InvalidQueryError("--customer is empty")
     hint = customer.strip() if customer else None
+    services = _services(settings, services, chat_model, on_step)  # broken config fails before any write
     journal = open_journal(settings)
     run_id = run_id or uuid.uuid4().hex
     handle = journal.start_run(run_id, text, hint, wait_s=settings.run_wait_s)
@@ -95,32 +96,29 @@ def run_query(
     else:
         stored = handle.info
         state = CustomerTicketState(id=run_id, original_query=stored.query or text, customer_hint=stored.customer_hint)
-    return _execute(state, journal, set(handle.completed_steps), settings, services, chat_model, on_step)
+    return _execute(state, journal, set(handle.completed_steps), settings, services)
+
+
+def _services(
+    settings: Settings, services: SupportServices | None, chat_model: ChatModel | None, on_step: ProgressCallback | None
+) -> SupportServices:
+    from supportdesk.flows.services import build_services
+
+    quiet_crewai_console()
+    if services is None:
+        return build_services(settings, chat_model=chat_model, on_step=on_step)
+    if on_step is not None:
+        services.on_step = on_step
+    return services
 
 
 def _execute(
-    state: CustomerTicketState,
-    journal: RunJournal,
-    completed: set[str],
-    settings: Settings,
-    services: SupportServices | None,
-    chat_model: ChatModel | None,
-    on_step: ProgressCallback | None,
+    state: CustomerTicketState, journal: RunJournal, completed: set[str], settings: Settings, services: SupportServices
 ) -> CustomerTicketState:
     from supportdesk.flows.run_context import RunContext, RunScopedModel
-    from supportdesk.flows.services import build_services
     from supportdesk.flows.support_flow import SupportFlow
 
     run_id = state.id
-    try:
-        quiet_crewai_console()
-        if services is None:
-            services = build_services(settings, chat_model=chat_model, on_step=on_step)
-        elif on_step is not None:
-            services.on_step = on_step
-    except BaseException:
-        journal.release(run_id)
-        raise
     if completed:
         services.progress("resume", f"run {run_id}: skipping completed steps {sorted(completed)}")
     run = RunContext(journal, run_id, completed, ticket_wait_s=settings.ticket_reconcile_wait_s)
