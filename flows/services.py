@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from supportdesk.llm._types import ChatModel
-from supportdesk.models import TicketDraft, TicketReceipt
 
 if TYPE_CHECKING:
+    from supportdesk.crews.tools.ticketing import TicketBackend
     from supportdesk.settings import Settings
 
-__all__ = ["FAQStage", "SupportServices", "TicketBackend", "TriageStage", "build_services"]
+__all__ = ["FAQStage", "SupportServices", "TriageStage", "build_services"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +37,6 @@ class TriageStage(Protocol):
 
     def triage(self, query: str, customer_hint: str | None = None) -> Any:  # returns TriageResult
         ...
-
-
-class TicketBackend(Protocol):
-    """Files tickets; creating twice with one idempotency key yields one ticket."""
-
-    def create(
-        self, draft: TicketDraft, *, idempotency_key: str, category: str, priority: str, customer_id: str | None
-    ) -> TicketReceipt: ...
-
-    def find_by_key(self, key: str) -> TicketReceipt | None: ...
 
 
 @dataclass

@@ -40,6 +40,7 @@ from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from supportdesk.crews.tools.customer_db import validation_message
+from supportdesk.durable.effects import TicketBackend as IdempotentTicketBackend
 from supportdesk.errors import ConfigError, TicketingError
 from supportdesk.models.responses import TicketDraft, TicketReceipt
 
@@ -69,29 +70,11 @@ def _check_key(key: str) -> str:
 
 
 @runtime_checkable
-class TicketBackend(Protocol):
-    """Where tickets are filed. ``create`` is idempotent per ``idempotency_key``."""
+class TicketBackend(IdempotentTicketBackend, Protocol):
+    """Where tickets are filed: the exactly-once contract (``create`` idempotent per key, ``find_by_key``)
+    plus a name and a listing for operators."""
 
     name: str
-
-    def create(
-        self,
-        draft: TicketDraft,
-        *,
-        idempotency_key: str,
-        category: str,
-        priority: str,
-        customer_id: str | None,
-    ) -> TicketReceipt:
-        """File the ticket, or return the one already filed under ``idempotency_key`` (``created=False``).
-
-        :raises TicketingError: the backend failed; retrying with the same key is safe.
-        """
-        ...
-
-    def find_by_key(self, key: str) -> TicketReceipt | None:
-        """The ticket filed under ``key`` (``created=False``), or None."""
-        ...
 
     def list_tickets(self) -> list[dict[str, Any]]:
         """Tickets this backend filed, newest first, as plain dicts (``ticket_id``, ``title`` ...)."""

@@ -56,7 +56,11 @@ class TicketBackend(Protocol):
         priority: str,
         customer_id: str | None,
     ) -> TicketReceipt:
-        """File a ticket carrying ``idempotency_key`` (searchable by :meth:`find_by_key`)."""
+        """File a ticket carrying ``idempotency_key`` (searchable by :meth:`find_by_key`), or return the one
+        already filed under that key (``created=False``).
+
+        :raises TicketingError: the backend failed; retrying with the same key is safe.
+        """
         ...
 
     def find_by_key(self, key: str) -> TicketReceipt | None:

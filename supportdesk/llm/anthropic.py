@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from supportdesk._retry import send_with_retries
-from supportdesk.errors import LLMProviderError, LLMTimeoutError
+from supportdesk.errors import LLMProviderError
+from supportdesk.llm._http import post_json
 from supportdesk.llm._types import ChatMessage, Completion
 
 __all__ = ["AnthropicModel"]
@@ -70,32 +70,20 @@ class AnthropicModel:
         if json_schema is not None:
             body["tools"] = [{"name": TOOL_NAME, "description": "Give the answer.", "input_schema": json_schema}]
             body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
-        started = time.perf_counter()
+        payload, latency = post_json(
+            self._client, self.url, body, name=self.name, max_retries=self.max_retries, sleep=self._sleep
+        )
         try:
-            response = send_with_retries(
-                lambda: self._client.post(self.url, json=body), max_retries=self.max_retries, sleep=self._sleep
-            )
-        except httpx.TimeoutException as exc:
-            raise LLMTimeoutError(f"{self.name} timed out after {self.max_retries + 1} attempts") from exc
-        except httpx.HTTPError as exc:
-            raise LLMProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 400:
-            raise LLMProviderError(
-                f"{self.name} answered HTTP {response.status_code}: {response.text[:200]}",
-                status_code=response.status_code,
-            )
-        try:
-            payload = response.json()
             text = _text_of(payload["content"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise LLMProviderError(f"{self.name} returned a malformed body: {response.text[:200]!r}") from exc
+        except (KeyError, TypeError) as exc:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(payload)[:200]!r}") from exc
         usage = payload.get("usage") or {}
         return Completion(
             text=text,
             model=self.name,
             prompt_tokens=int(usage.get("input_tokens") or 0),
             completion_tokens=int(usage.get("output_tokens") or 0),
-            latency_s=time.perf_counter() - started,
+            latency_s=latency,
             raw=payload,
         )
 

@@ -10,15 +10,14 @@ Our own small httpx client, so the same retries, timeouts and errors apply to ev
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from supportdesk._retry import send_with_retries
-from supportdesk.errors import LLMProviderError, LLMTimeoutError
+from supportdesk.errors import LLMProviderError
+from supportdesk.llm._http import post_json
 from supportdesk.llm._types import ChatMessage, Completion
 
 __all__ = ["OpenAICompatibleModel"]
@@ -72,27 +71,14 @@ class OpenAICompatibleModel:
                 "type": "json_schema",
                 "json_schema": {"name": str(json_schema.get("title", "response")), "schema": json_schema},
             }
-        url = f"{self.base_url}/chat/completions"
-        started = time.perf_counter()
+        payload, latency = post_json(
+            self._client, f"{self.base_url}/chat/completions", body,
+            name=self.name, max_retries=self.max_retries, sleep=self._sleep,
+        )
         try:
-            response = send_with_retries(
-                lambda: self._client.post(url, json=body), max_retries=self.max_retries, sleep=self._sleep
-            )
-        except httpx.TimeoutException as exc:
-            raise LLMTimeoutError(f"{self.name} timed out after {self.max_retries + 1} attempts") from exc
-        except httpx.HTTPError as exc:
-            raise LLMProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
-        latency = time.perf_counter() - started
-        if response.status_code >= 400:
-            raise LLMProviderError(
-                f"{self.name} answered HTTP {response.status_code}: {_error_text(response)}",
-                status_code=response.status_code,
-            )
-        try:
-            payload = response.json()
             text = payload["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LLMProviderError(f"{self.name} returned a malformed body: {response.text[:200]!r}") from exc
+        except (KeyError, IndexError, TypeError) as exc:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(payload)[:200]!r}") from exc
         usage = payload.get("usage") or {}
         return Completion(
             text=text,
@@ -106,14 +92,3 @@ class OpenAICompatibleModel:
     def close(self) -> None:
         self._client.close()
 
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-        if isinstance(error, dict):
-            return str(error.get("message", error))[:200]
-        if error:
-            return str(error)[:200]
-    except (ValueError, AttributeError):
-        pass
-    return json.dumps(response.text[:200])
