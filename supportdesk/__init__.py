@@ -25,13 +25,17 @@ apply_offline_defaults()
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from supportdesk.errors import (  # noqa: E402
+    BudgetExceededError,
     ConfigError,
     CustomerNotFoundError,
     InvalidQueryError,
     LLMError,
     LLMProviderError,
     LLMTimeoutError,
+    NeedsReconcileError,
     OutputValidationError,
+    RunBusyError,
+    RunNotFoundError,
     SupportdeskError,
     TicketingError,
     WebSearchError,
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetExceededError",
     "ChatMessage",
     "ChatModel",
     "Completion",
@@ -57,7 +62,10 @@ __all__ = [
     "LLMError",
     "LLMProviderError",
     "LLMTimeoutError",
+    "NeedsReconcileError",
     "OutputValidationError",
+    "RunBusyError",
+    "RunNotFoundError",
     "ScriptedModel",
     "Settings",
     "SupportFlow",
@@ -70,6 +78,7 @@ __all__ = [
     "build_services",
     "handle_query",
     "load_settings",
+    "resume_run",
 ]
 
 
@@ -110,6 +119,16 @@ async def ahandle_query(
     from supportdesk._runner import arun_query
 
     return await arun_query(query, customer=customer, run_id=run_id, settings=settings, services=services, chat_model=chat_model)
+
+
+def resume_run(run_id: str, *, settings: Settings | None = None, services: SupportServices | None = None) -> CustomerTicketState:
+    """Continue run ``run_id`` from its last completed step, or return its stored result if it finished.
+
+    :raises RunNotFoundError: no run has this id (a resume never starts a fresh run).
+    """
+    from supportdesk._runner import resume_run as _resume
+
+    return _resume(run_id, settings=settings, services=services)
 
 
 def __getattr__(name: str) -> Any:
