@@ -194,12 +194,12 @@ class CustomerDB:
 
     @classmethod
     def from_settings(cls, settings: Any) -> CustomerDB:
-        """The customer DB a run uses: ``settings.resolved_database_url`` (SQLite only for now)."""
+        """The customer DB a run uses: SQLite at ``settings.resolved_database_url`` when that is SQLite,
+        else (a PostgreSQL run journal) ``supportdesk.db`` under ``settings.home``."""
         url: str = settings.resolved_database_url
-        if url.startswith("sqlite:///"):
-            return cls(Path(url.removeprefix("sqlite:///")), config_dir=settings.config_dir)
-        scheme = url.split(":", 1)[0]
-        raise ConfigError(f"customer database scheme {scheme!r} is not supported yet (use sqlite:///path)")
+        if not url.startswith("sqlite:///"):
+            url = f"sqlite:///{Path(settings.home) / 'supportdesk.db'}"
+        return cls(Path(url.removeprefix("sqlite:///")), config_dir=settings.config_dir)
 
     def ensure_ready(self) -> None:
         """Create the tables and insert the seed rows if missing (idempotent, once per instance)."""
