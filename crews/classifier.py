@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 PRIORITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
 
+#: Softmax temperature of the neighbours' votes (cosine similarity units); see :class:`ExampleClassifier`.
+DEFAULT_TEMPERATURE = 0.05
+
 
 def raise_priority(current: Priority, floor: Priority | None) -> Priority:
     """The higher of two priorities (``floor`` None keeps ``current``)."""
@@ -110,11 +113,12 @@ def load_categories(config_dir: Path | None = None) -> CategorySet:
 
 @dataclass(frozen=True)
 class LabelledExample:
-    """A short support message with its category and priority."""
+    """A short support message with its category and priority (None: the example has no priority label;
+    it votes for the category only)."""
 
     text: str
     category: str
-    priority: Priority
+    priority: Priority | None = "medium"
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,10 @@ class ExampleClassifier:
     :param encoder: embeds texts (L2-normalised rows); default: the MiniLM encoder, loaded on first use.
     :param k: how many nearest examples vote.
     :param min_similarity: below this best similarity the category is the fallback.
+    :param temperature: each neighbour's vote is ``exp((similarity - best) / temperature)``, so the
+        closest examples dominate and many neighbours can vote without drowning them; ``None`` or 0:
+        the similarity itself (clipped at 0). With 0.05, k = 20 classifies like k = 1 on small example
+        sets and like a smoothed vote on large ones (BANKING77 and the ticket set, train -> validation).
     """
 
     def __init__(
@@ -192,6 +200,7 @@ class ExampleClassifier:
         encoder: TextEncoder | None = None,
         k: int = 5,
         min_similarity: float = 0.3,
+        temperature: float | None = DEFAULT_TEMPERATURE,
     ) -> None:
         if not examples:
             raise ConfigError("the example classifier needs at least one labelled example")
@@ -200,6 +209,7 @@ class ExampleClassifier:
         self.rules = list(rules)
         self.k = max(1, k)
         self.min_similarity = min_similarity
+        self.temperature = temperature if temperature and temperature > 0 else None
         self._encoder = encoder
         self._matrix: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -218,7 +228,39 @@ class ExampleClassifier:
             encoder=encoder,
             k=int(policy.get("knn_k", 5)),
             min_similarity=float(policy.get("min_similarity", 0.3)),
+            temperature=policy.get("knn_temperature", DEFAULT_TEMPERATURE),
         )
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Sequence[tuple[str, str, Priority | None]],
+        *,
+        config_dir: Path | None = None,
+        policy: Mapping[str, Any] | None = None,
+        encoder: TextEncoder | None = None,
+    ) -> ExampleClassifier:
+        """Build over labelled ``(text, category, priority or None)`` records, e.g. a dataset's training
+        examples. The categories are those of ``categories.yaml`` when every record's category is one of
+        them, else the records' own (the fallback stays the configured one); no keyword rules apply
+        (they are written for the packaged categories)."""
+        configured = load_categories(config_dir)
+        seen = list(dict.fromkeys(category for _, category, _ in records))
+        if set(seen) <= set(configured.names):
+            categories = configured
+        else:
+            categories = CategorySet(tuple(Category(c, "") for c in seen if c != configured.fallback),
+                                     configured.fallback)
+        examples = [LabelledExample(text, category, priority) for text, category, priority in records]
+        policy = policy or {}
+        return cls(examples, categories, (), encoder=encoder, k=int(policy.get("knn_k", 5)),
+                   min_similarity=float(policy.get("min_similarity", 0.3)),
+                   temperature=policy.get("knn_temperature", DEFAULT_TEMPERATURE))
+
+    def describe(self) -> dict[str, Any]:
+        """What the classifier is built from (for reports)."""
+        return {"examples": len(self.examples), "categories": self.categories.names, "rules": len(self.rules),
+                "k": self.k, "min_similarity": self.min_similarity, "temperature": self.temperature}
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if self._encoder is None:
@@ -247,9 +289,10 @@ class ExampleClassifier:
         neighbours = [(self.examples[i].category, self.examples[i].text, round(float(sims[i]), 4)) for i in order]
         best = float(sims[order[0]])
 
+        weights = self._weights(sims[order], best)
         votes: dict[str, float] = defaultdict(float)
-        for i in order:
-            votes[self.examples[i].category] += max(float(sims[i]), 0.0)
+        for i, weight in zip(order, weights, strict=True):
+            votes[self.examples[i].category] += weight
         category = max(votes, key=lambda c: votes[c]) if best >= self.min_similarity else self.categories.fallback
 
         rules = self.matching_rules(text)
@@ -257,7 +300,7 @@ class ExampleClassifier:
         if rule_categories:
             category = rule_categories[0]
 
-        priority = self._vote_priority(category, order, sims)
+        priority = self._vote_priority(category, order, weights)
         rule_priority: Priority | None = None
         for rule in rules:
             if rule.priority is not None:
@@ -274,13 +317,20 @@ class ExampleClassifier:
             rule_priority=rule_priority,
         )
 
-    def _vote_priority(self, category: str, order: np.ndarray, sims: np.ndarray) -> Priority:
-        weights: dict[str, float] = defaultdict(float)
-        for i in order:
-            if self.examples[i].category == category:
-                weights[self.examples[i].priority] += max(float(sims[i]), 0.0)
-        if weights:
-            return max(weights, key=lambda p: (weights[p], PRIORITY_ORDER[p]))  # type: ignore[return-value]
+    def _weights(self, sims: np.ndarray, best: float) -> list[float]:
+        """Vote weight of each neighbour (``sims`` best first)."""
+        if self.temperature is None:
+            return [max(float(x), 0.0) for x in sims]
+        return [float(np.exp((float(x) - best) / self.temperature)) for x in sims]
+
+    def _vote_priority(self, category: str, order: np.ndarray, weights: Sequence[float]) -> Priority:
+        votes: dict[str, float] = defaultdict(float)
+        for i, weight in zip(order, weights, strict=True):
+            example = self.examples[i]
+            if example.category == category and example.priority is not None:
+                votes[example.priority] += weight
+        if votes:
+            return max(votes, key=lambda p: (votes[p], PRIORITY_ORDER[p]))  # type: ignore[return-value]
         for c in self.categories.categories:
             if c.name == category:
                 return c.default_priority

@@ -74,6 +74,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     "head_weight": 0.1,
     "bm25_weight": 0.0,
     "calibration_negative_weight": 0.3,
+    "calibration_target_tnr": None,
     "top_k": 5,
     "web_search": True,
     "web_top_k": 5,
@@ -178,7 +179,8 @@ class FAQPipeline:
         from supportdesk.rag._minilm import get_encoder
 
         blob = json.dumps([get_encoder().model_id, self.kb.fingerprint(), self.params.__dict__,
-                           self.policy["calibration_negative_weight"]], sort_keys=True, default=str)
+                           self.policy["calibration_negative_weight"], self.policy["calibration_target_tnr"]],
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def _build_index(self) -> None:
@@ -219,8 +221,10 @@ class FAQPipeline:
                 logger.warning("ignoring calibration cache %s: %s", path, exc)
         # Calibrate on the real entries only: escalation examples are not an answerable entry.
         real = self._owners < len(self.kb)
+        target = self.policy["calibration_target_tnr"]
         report = calibrate(self._vectors[real], self._owners[real], len(self.kb), params=self.params,
-                           negative_weight=float(self.policy["calibration_negative_weight"]))
+                           negative_weight=float(self.policy["calibration_negative_weight"]),
+                           target_tnr=None if target is None else float(target))
         self.calibration = dict(report.__dict__)
         if path is not None:
             try:  # temp file + os.replace: concurrent writers never leave a torn file

@@ -12,8 +12,10 @@ against every entry with three signals, fused into one number per entry:
 compared with a threshold calibrated on the KB itself by cross-fitting (:func:`calibrate`): in each
 fold some entries are held out entirely and some texts of the remaining entries are held out; held-out
 texts of known entries are positives, texts of held-out entries are negatives (they look like
-plausible questions the KB cannot answer), and the threshold maximises ``TPR + w * TNR`` (class-balanced
-rates; ``w`` down-weights these deliberately hard negatives, see :func:`calibrate`).
+plausible questions the KB cannot answer). The threshold either is the lowest that escalates a target
+share of those negatives (``target_tnr``, what the embedded policy uses: it needs no paraphrases) or
+maximises ``TPR + w * TNR`` (class-balanced rates; ``w`` down-weights these deliberately hard
+negatives), see :func:`calibrate`.
 No test data is ever used.
 
 Usage::
@@ -190,6 +192,24 @@ class CalibrationScores:
     extra_negatives: np.ndarray
 
 
+def _threshold_at_tnr(pos: np.ndarray, neg: np.ndarray, target_tnr: float) -> tuple[float, float, float, float]:
+    """The lowest threshold with ``mean(neg < threshold) >= target_tnr``, halfway to the next score."""
+    if not 0.0 <= target_tnr <= 1.0:
+        raise ValueError(f"target TNR must lie in [0, 1], not {target_tnr}")
+    ordered = np.sort(neg)
+    k = int(np.ceil(target_tnr * ordered.size))  # negatives that must fall below the threshold
+    if k <= 0:
+        thr = float(ordered[0])
+    elif k >= ordered.size:
+        thr = float(ordered[-1]) + 1e-6
+    else:
+        thr = float((ordered[k - 1] + ordered[k]) / 2.0)
+    tnr = float((neg < thr).mean())
+    tpr = float((pos >= thr).mean()) if pos.size else float("nan")
+    bal = (tpr + tnr) / 2.0 if pos.size else float("nan")
+    return thr, bal, tpr, tnr
+
+
 def calibration_scores(
     vectors: np.ndarray,
     owners: np.ndarray,
@@ -216,6 +236,8 @@ def calibration_scores(
     for e in range(n_entries):
         rows = np.flatnonzero(owners == e)
         text_fold[rows] = rng.permutation(len(rows)) % folds
+        if len(rows) < 2:  # an entry's only text is never held out (the entry would vanish)
+            text_fold[rows] = -1
     budget = np.ones(n, dtype=bool)
     if n > max_texts:
         budget[:] = False
@@ -244,10 +266,13 @@ def calibration_scores(
             neg_scores.append(index.score(vectors[neg_rows]).max(axis=1))
         if extra_negatives is not None and len(extra_negatives):
             extra_scores.append(index.score(extra_negatives).max(axis=1))
-    if not pos_scores or not neg_scores:
-        raise ValueError("calibration needs at least 2 entries with 2 or more texts each")
+    if not neg_scores:
+        raise ValueError("calibration needs at least 2 entries")
     extra = np.concatenate(extra_scores) if extra_scores else np.zeros(0, dtype=np.float32)
-    return CalibrationScores(np.concatenate(pos_scores), np.concatenate(pos_right), np.concatenate(neg_scores), extra)
+    empty = np.zeros(0, dtype=np.float32)
+    return CalibrationScores(np.concatenate(pos_scores) if pos_scores else empty,
+                             np.concatenate(pos_right) if pos_right else np.zeros(0, dtype=bool),
+                             np.concatenate(neg_scores), extra)
 
 
 def calibrate(
@@ -259,6 +284,7 @@ def calibrate(
     folds: int = 5,
     max_texts: int = 6000,
     negative_weight: float = 0.3,
+    target_tnr: float | None = None,
     seed: int = 0,
 ) -> CalibrationReport:
     """Calibrate the answer threshold on the KB itself (class-balanced, cross-fitted).
@@ -270,12 +296,25 @@ def calibrate(
         of a neighbouring topic), so they weigh less than positives. On CLINC150 train -> validation,
         0.1 gives 0.90 out-of-scope escalated / 0.94 answered correctly, 0.3 gives 0.98 / 0.88; 0.3 is
         the default because 0.1 is far too permissive on a small FAQ (policies.yaml can change it).
+    :param target_tnr: when given, the threshold is instead the lowest one that escalates at least this
+        fraction of the held-out-entry negatives (maximum recall at a fixed false-answer rate on them,
+        Neyman-Pearson). The rate is relative to the KB's own neighbourhood, so one value suits small
+        and large KBs alike, and it needs no paraphrases: a KB with one question per entry calibrates
+        on its held-out entries alone.
     """
     scores = calibration_scores(vectors, owners, n_entries, params=params, folds=folds,
                                 max_texts=max_texts, seed=seed)
     pos, neg = scores.positives, scores.held_out_entries
-    threshold, bal, tpr, tnr = _best_threshold(pos, neg, negative_weight)
-    report = CalibrationReport(threshold, bal, tpr, tnr, int(pos.size), int(neg.size))
+    if target_tnr is not None:
+        threshold, bal, tpr, tnr = _threshold_at_tnr(pos, neg, float(target_tnr))
+        method = f"cross-fit: escalate >= {target_tnr:g} of held-out-entry texts, answer the rest"
+    else:
+        if not pos.size:
+            raise ValueError("weighted calibration needs at least 2 entries with 2 or more texts each "
+                             "(or set a target TNR)")
+        threshold, bal, tpr, tnr = _best_threshold(pos, neg, negative_weight)
+        method = CalibrationReport.method
+    report = CalibrationReport(threshold, bal, tpr, tnr, int(pos.size), int(neg.size), method)
     logger.info(
         "calibrated answer threshold %.4f (balanced accuracy %.3f, TPR %.3f, TNR %.3f, %d pos / %d neg)",
         threshold, bal, tpr, tnr, pos.size, neg.size,

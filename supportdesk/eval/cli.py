@@ -39,6 +39,7 @@ __all__ = [
     "run_eval_command",
     "run_eval_data",
     "run_eval_data_command",
+    "stage_cases",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def add_eval_parser(subparsers: Any, name: str = "eval") -> argparse.ArgumentPar
     parser.add_argument("--kb", type=Path, default=None, help="KB.jsonl the FAQ stage answers from (rag, flow)")
     parser.add_argument("--examples", type=Path, default=None,
                         help="labelled examples (query, category[, priority]) for the nearest-example classifier "
-                             "(default: the packaged config/triage_examples.yaml)")
+                             "(default: the packaged config/triage_examples.yaml); those labelled 'unknown' are "
+                             "also the FAQ's escalation examples (queries it must not answer)")
     add_eval_arguments(parser)
     return parser
 
@@ -146,7 +148,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
                 raise EvalDataError(f"{flag} {path}: no such file")
         if stage in ("rag", "flow") and args.kb is None:
             raise EvalDataError(f"--stage {stage} needs --kb KB.jsonl")
-        cases = load_cases(args.cases)
+        cases = stage_cases(load_cases(args.cases), stage)
         if not cases:
             raise EvalDataError(f"{args.cases}: no cases")
         built = build_stage(stage, kb=args.kb, examples=args.examples)
@@ -166,6 +168,24 @@ def run_eval_command(args: argparse.Namespace) -> int:
     finally:
         built.close()
     return EXIT_OK
+
+
+#: The labels each stage cannot produce: they are dropped before scoring, so that (say) the FAQ stage
+#: is not scored on categories it never predicts.
+UNSCORED_LABELS: dict[str, tuple[str, ...]] = {
+    "rag": ("expected_category", "expected_priority"),
+    "triage": ("expected_route", "expected_faq_id"),
+    "flow": (),
+}
+
+
+def stage_cases(cases: list[Any], stage: str) -> list[Any]:
+    """``cases`` without the labels ``stage`` cannot produce (see :data:`UNSCORED_LABELS`)."""
+    drop = UNSCORED_LABELS.get(stage, ())
+    if not drop:
+        return cases
+    return [c.model_copy(update=dict.fromkeys(drop)) if any(getattr(c, f) is not None for f in drop) else c
+            for c in cases]
 
 
 def _fail(command: str, exc: BaseException) -> int:

@@ -30,6 +30,7 @@ __all__ = [
     "BuiltStage",
     "build_classifier",
     "build_stage",
+    "escalate_examples",
     "flow_predictor",
     "load_rag_predictor",
     "prediction_from_rag",
@@ -177,8 +178,28 @@ class BuiltStage:
         self.cleanups.clear()
 
 
+class _CachingEncoder:
+    """The MiniLM encoder with the on-disk embedding cache for batches (a dataset's examples)."""
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        from supportdesk.rag._minilm import get_encoder
+
+        self.cache_dir = cache_dir
+        self.encoder = get_encoder()
+        self.model_id = self.encoder.model_id
+        self.dimension = self.encoder.dimension
+
+    def encode(self, texts: Any) -> Any:
+        from supportdesk.rag.knowledge_base import cached_embeddings
+
+        texts = list(texts)
+        if len(texts) < 64 or self.cache_dir is None:
+            return self.encoder.encode(texts)
+        return cached_embeddings(texts, cache_dir=self.cache_dir, encoder=self.encoder)
+
+
 def build_classifier(examples: Path | str | None = None, *, policy: str = "embedded",
-                     config_dir: Path | None = None) -> Any:
+                     config_dir: Path | None = None, cache_dir: Path | None = None) -> Any:
     """The code classifier the triage stage uses: over labelled examples (``*.examples.jsonl``:
     query, category, optional priority) when given, else the packaged ``triage_examples.yaml``;
     ``knn_*`` settings from the ``triage`` section of ``policy``."""
@@ -186,30 +207,46 @@ def build_classifier(examples: Path | str | None = None, *, policy: str = "embed
     from supportdesk.crews.triage_crew import TriagePolicy
 
     triage_policy = TriagePolicy.load(policy, config_dir)
+    knn = {"knn_k": triage_policy.knn_k, "min_similarity": triage_policy.min_similarity}
     if examples is None:
-        return ExampleClassifier.from_config(config_dir, policy=triage_policy.classifier_settings())
+        return ExampleClassifier.from_config(config_dir, policy=knn)
     from supportdesk.eval.formats import EvalDataError, load_examples
 
     records = [(e.query, e.category, e.priority) for e in load_examples(examples) if e.category]
     if not records:
         raise EvalDataError(f"{examples}: no example has a category")
-    return ExampleClassifier.from_records(records, config_dir=config_dir, policy=triage_policy.classifier_settings())
+    return ExampleClassifier.from_records(records, config_dir=config_dir, policy=knn,
+                                          encoder=_CachingEncoder(cache_dir))
 
 
-def _load_kb(path: Path | str) -> Any:
+def escalate_examples(examples: Path | str | None, config_dir: Path | None = None) -> list[str]:
+    """The queries of ``examples`` labelled with the fallback category (``unknown``): requests the FAQ
+    must not answer, used like ``escalate_examples`` in faq.yaml (an escalation pseudo-entry)."""
+    if examples is None:
+        return []
+    from supportdesk.crews.classifier import load_categories
+    from supportdesk.eval.formats import load_examples
+
+    fallback = load_categories(config_dir).fallback
+    return [e.query for e in load_examples(examples) if e.category == fallback]
+
+
+def _load_kb(path: Path | str, escalate: list[str] | None = None) -> Any:
     from supportdesk.eval.formats import load_kb
     from supportdesk.rag.knowledge_base import KnowledgeBase
 
     entries = load_kb(path)  # validates with line numbers, duplicate ids
-    return KnowledgeBase.from_records([e.model_dump() for e in entries], source=str(path))
+    return KnowledgeBase.from_records([e.model_dump() for e in entries], source=str(path),
+                                      escalate_examples=escalate or ())
 
 
-def _rag_pipeline(kb_path: Path | str, settings: Any, model: Any, kind: str) -> Any:
+def _rag_pipeline(kb_path: Path | str, settings: Any, model: Any, kind: str,
+                  escalate: list[str] | None = None) -> Any:
     """The FAQ stage over ``kb_path`` with the policy of ``kind``; offline: no web search."""
     from supportdesk.rag.pipeline import FAQPipeline, load_rag_policy
 
     policy = load_rag_policy(settings.decision_policy or kind, settings.config_dir)
-    return FAQPipeline(_load_kb(kb_path), model, None, policy, cache_dir=Path(settings.home) / "cache",
+    return FAQPipeline(_load_kb(kb_path, escalate), model, None, policy, cache_dir=Path(settings.home) / "cache",
                        config_dir=settings.config_dir)
 
 
@@ -217,8 +254,9 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
                 settings: Any = None) -> BuiltStage:
     """Build ``rag``, ``triage`` or ``flow`` for evaluation, offline.
 
-    * ``rag``: :class:`~supportdesk.rag.pipeline.FAQPipeline` over ``kb`` (no web search). Under the
-      embedded policy code decides, so the model is never loaded;
+    * ``rag``: :class:`~supportdesk.rag.pipeline.FAQPipeline` over ``kb`` (no web search), with the
+      ``examples`` labelled ``unknown`` as its escalation examples (:func:`escalate_examples`). Under
+      the embedded policy code decides, so the model is never loaded;
     * ``triage``: the code classifier (:func:`build_classifier`); no LLM call;
     * ``flow``: :func:`supportdesk.handle_query` with services over ``kb`` and the classifier, the
       model of ``settings.llm`` (the embedded one by default), no web search, and tickets, customers and
@@ -229,7 +267,7 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
     settings = settings or load_settings()
     if stage == "triage":
         classifier = build_classifier(examples, policy=settings.decision_policy or "embedded",
-                                      config_dir=settings.config_dir)
+                                      config_dir=settings.config_dir, cache_dir=Path(settings.home) / "cache")
         return BuiltStage(triage_predictor(classifier.suggest), {"classifier": classifier.describe()})
 
     from supportdesk.llm.factory import LLMFactory
@@ -240,10 +278,12 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
         raise EvalDataError(f"--stage {stage} needs --kb KB.jsonl")
     factory = LLMFactory(settings)
     model = factory.chat_model()
+    escalate = escalate_examples(examples, settings.config_dir)
     if stage == "rag":
-        pipeline = _rag_pipeline(kb, settings, model, factory.kind)
+        pipeline = _rag_pipeline(kb, settings, model, factory.kind, escalate)
         return BuiltStage(rag_predictor(pipeline), {"threshold": pipeline.threshold,
-                                                    "calibration": pipeline.calibration})
+                                                    "calibration": pipeline.calibration,
+                                                    "escalate_examples": len(escalate)})
     if stage != "flow":
         raise ValueError(f"unknown stage {stage!r}")
 
@@ -258,8 +298,9 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
     # Tickets, customers and run records go to a scratch home: an evaluation files no real tickets.
     run_settings = settings.model_copy(update={"home": Path(scratch.name), "database_url": None,
                                                "jira_url": None, "serper_api_key": None})
-    pipeline = _rag_pipeline(kb, settings, model, factory.kind)
-    classifier = build_classifier(examples, policy=policy, config_dir=settings.config_dir)
+    pipeline = _rag_pipeline(kb, settings, model, factory.kind, escalate)
+    classifier = build_classifier(examples, policy=policy, config_dir=settings.config_dir,
+                                  cache_dir=Path(settings.home) / "cache")
     services = SupportServices(
         faq=pipeline,
         triage=TriageCrew(model, CustomerDB.from_settings(run_settings), policy=policy, classifier=classifier,
@@ -268,5 +309,6 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
         chat_model=model,
     )
     predict = flow_predictor(lambda query: handle_query(query, settings=run_settings, services=services))
-    return BuiltStage(predict, {"threshold": pipeline.threshold, "llm": settings.llm, "policy": policy},
+    return BuiltStage(predict, {"threshold": pipeline.threshold, "llm": settings.llm, "policy": policy,
+                                "escalate_examples": len(escalate)},
                       [scratch.cleanup])
