@@ -179,13 +179,22 @@ UNSCORED_LABELS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The flow classifies only what it escalates: a case it should answer is not scored on these.
+FLOW_ANSWERED_UNSCORED = ("expected_category", "expected_priority")
+
+
 def stage_cases(cases: list[Any], stage: str) -> list[Any]:
-    """``cases`` without the labels ``stage`` cannot produce (see :data:`UNSCORED_LABELS`)."""
-    drop = UNSCORED_LABELS.get(stage, ())
-    if not drop:
-        return cases
-    return [c.model_copy(update=dict.fromkeys(drop)) if any(getattr(c, f) is not None for f in drop) else c
-            for c in cases]
+    """``cases`` without the labels ``stage`` cannot produce (see :data:`UNSCORED_LABELS`; for the flow,
+    category and priority of cases expected to be answered from the FAQ)."""
+    out = []
+    for case in cases:
+        drop = UNSCORED_LABELS.get(stage, ())
+        if stage == "flow" and case.expected_route == "answer":
+            drop = FLOW_ANSWERED_UNSCORED
+        if any(getattr(case, f) is not None for f in drop):
+            case = case.model_copy(update=dict.fromkeys(drop))
+        out.append(case)
+    return out
 
 
 def _fail(command: str, exc: BaseException) -> int:

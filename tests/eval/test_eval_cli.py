@@ -171,7 +171,9 @@ def test_stage_cases_drops_labels_a_stage_cannot_produce():
     assert stage_cases([case], "rag")[0].expected_faq_id == "a"
     assert stage_cases([case], "triage")[0].expected_route is None
     assert stage_cases([case], "triage")[0].expected_priority == "high"
-    assert stage_cases([case], "flow")[0] == case
+    assert stage_cases([case], "flow")[0].expected_category is None  # the flow classifies escalations only
+    escalate = case.model_copy(update={"expected_route": "escalate", "expected_faq_id": None})
+    assert stage_cases([escalate], "flow")[0] == escalate
 
 
 def test_eval_data_missing_source_is_exit_2(capsys, tmp_path):
