@@ -29,10 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from supportdesk._config import config_path
+from supportdesk.crews.tools._agent_tool import AgentSafeTool, one_line
 from supportdesk.errors import ConfigError, CustomerNotFoundError, SupportdeskError
 from supportdesk.models.responses import CustomerLookup, CustomerRecord, Invoice
 
@@ -43,7 +43,6 @@ __all__ = [
     "describe_customer",
     "duplicate_charges",
     "extract_identifiers",
-    "validation_message",
 ]
 
 logger = logging.getLogger(__name__)
@@ -356,7 +355,7 @@ class CustomerLookupArgs(BaseModel):
         return self
 
 
-class CustomerLookupTool(BaseTool):
+class CustomerLookupTool(AgentSafeTool):
     """CrewAI tool over :class:`CustomerDB`. Code calls :meth:`lookup` directly; agents call ``run``.
 
     ::
@@ -383,37 +382,14 @@ class CustomerLookupTool(BaseTool):
         self._last = result
         return result
 
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the tool for an agent: invalid arguments come back as an ``Error: ...`` string."""
-        if not args:
-            try:
-                CustomerLookupArgs.model_validate(kwargs)
-            except ValidationError as exc:
-                return f"Error: invalid arguments for {self.name}: {validation_message(exc)}"
-        try:
-            return super().run(*args, **kwargs)
-        except ValueError as exc:
-            return f"Error: {_one_line(exc)}"
-
     def _run(self, customer_id: str | None = None, email: str | None = None, name: str | None = None, **_: Any) -> str:
         try:
             return self.lookup(customer_id=customer_id, email=email, name=name).model_dump_json()
         except ValidationError as exc:
-            return f"Error: invalid arguments for {self.name}: {validation_message(exc)}"
+            return self.invalid(exc)
         except ValueError as exc:
-            return f"Error: {_one_line(exc)}"
+            return f"Error: {one_line(exc)}"
         except SupportdeskError as exc:
             return f"Error: customer lookup failed: {exc}"
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:400]
-
-
-def validation_message(exc: ValidationError) -> str:
-    """A pydantic validation error as one short line: ``field: message; field: message``."""
-    parts = []
-    for error in exc.errors()[:4]:
-        where = ".".join(str(p) for p in error["loc"]) or "arguments"
-        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)

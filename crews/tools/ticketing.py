@@ -36,10 +36,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from supportdesk.crews.tools.customer_db import validation_message
+from supportdesk.crews.tools._agent_tool import AgentSafeTool
 from supportdesk.durable.effects import TicketBackend as IdempotentTicketBackend
 from supportdesk.errors import ConfigError, TicketingError
 from supportdesk.models.responses import TicketDraft, TicketReceipt
@@ -441,7 +440,7 @@ class CreateTicketArgs(BaseModel):
     summary: str = Field(min_length=10, max_length=1000, description="Two or three sentences for the support engineer.")
 
 
-class CreateTicketTool(BaseTool):
+class CreateTicketTool(AgentSafeTool):
     """CrewAI tool that files one ticket, bound to a backend and a run's idempotency key.
 
     Calling it twice files one ticket (the second call reports the existing one). Errors come back to
@@ -460,18 +459,6 @@ class CreateTicketTool(BaseTool):
     priority: str = "medium"
     customer_id: str | None = None
 
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the tool for an agent: invalid arguments or backend errors come back as strings."""
-        if not args:
-            try:
-                CreateTicketArgs.model_validate(kwargs)
-            except ValidationError as exc:
-                return f"Error: invalid arguments for {self.name}: {validation_message(exc)}"
-        try:
-            return super().run(*args, **kwargs)
-        except ValueError as exc:
-            return f"Error: {' '.join(str(exc).split())[:400]}"
-
     def file(self, draft: TicketDraft) -> TicketReceipt:
         """File ``draft`` under this tool's key (raises :class:`TicketingError`)."""
         return self.backend.create(
@@ -486,6 +473,6 @@ class CreateTicketTool(BaseTool):
         try:
             return self.file(TicketDraft(title=title, summary=summary)).model_dump_json()
         except ValidationError as exc:
-            return f"Error: invalid arguments for {self.name}: {validation_message(exc)}"
+            return self.invalid(exc)
         except TicketingError as exc:
             return f"Error: ticket not filed: {exc}"

@@ -18,7 +18,6 @@ import csv
 import json
 import logging
 import random
-import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable, Sequence
