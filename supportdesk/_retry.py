@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import httpx
 
-__all__ = ["RETRYABLE_STATUS", "backoff_delay", "retry_after_seconds", "send_with_retries"]
+__all__ = ["RETRYABLE_STATUS", "backoff_delay", "parse_retry_after", "retry_after_seconds", "send_with_retries"]
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -25,19 +25,25 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 8.0, rng: ran
     return (rng or random).uniform(0, min(cap, base * (2**attempt)))
 
 
-def retry_after_seconds(response: httpx.Response, cap: float = 30.0) -> float | None:
-    """Seconds a Retry-After header asks to wait (delta or HTTP date), capped; None if absent or bad."""
-    value = response.headers.get("retry-after")
-    if not value:
+def parse_retry_after(value: object) -> float | None:
+    """Seconds a Retry-After value asks to wait (delta seconds or an HTTP date), never negative;
+    None when absent or unreadable."""
+    if value is None or value == "":
         return None
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, min(cap, seconds))
+        return max(0.0, float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(str(value)).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def retry_after_seconds(response: httpx.Response, cap: float = 30.0) -> float | None:
+    """Seconds a response's Retry-After header asks to wait, capped; None if absent or bad."""
+    seconds = parse_retry_after(response.headers.get("retry-after"))
+    return None if seconds is None else min(cap, seconds)
 
 
 def send_with_retries(

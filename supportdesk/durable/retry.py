@@ -15,8 +15,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+
+from supportdesk._retry import parse_retry_after
 
 __all__ = ["TRANSIENT_STATUS", "default_retry_after", "is_transient", "retry_transient", "status_code_of"]
 
@@ -77,16 +78,7 @@ def default_retry_after(exc: BaseException) -> float | None:
                 value = headers.get("retry-after") or headers.get("Retry-After")
             except Exception:  # noqa: BLE001 - odd header containers
                 value = None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(str(value)).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
+    return parse_retry_after(value)
 
 
 def retry_transient(
