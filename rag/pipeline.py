@@ -324,19 +324,14 @@ class FAQPipeline:
         """(route, decision, usage, reason): route ``answered``, ``web`` (no FAQ answer) or ``escalate``."""
         entries = decision["entries"]
         allowed = [e["id"] for e in entries]
-        try:
-            out = self.judge.run({
-                "prompt": {"query": query, "entries": entries, "company": self.company},
-                "generator": {"json_schema": response_schema(FAQAnswer,
-                                                             choice_overrides(FAQAnswer, allowed_ids=allowed))},
-                "parser": {"allowed_ids": allowed},
-            }, include_outputs_from={"parser"})
-        except Exception as exc:  # PipelineRuntimeError wrapping an LLMError
-            root = _root(exc)
-            if not isinstance(root, LLMError):
-                raise
-            logger.warning("FAQ judge failed: %s", root)
-            return "escalate", {}, [], f"FAQ judge failed: {root}"
+        out, failure = _run_llm_pipeline(self.judge, {
+            "prompt": {"query": query, "entries": entries, "company": self.company},
+            "generator": {"json_schema": response_schema(FAQAnswer, choice_overrides(FAQAnswer, allowed_ids=allowed))},
+            "parser": {"allowed_ids": allowed},
+        })
+        if failure is not None:
+            logger.warning("FAQ judge failed: %s", failure)
+            return "escalate", {}, [], f"FAQ judge failed: {failure}"
         usage = _usage(out["parser"]["completions"], "faq_judge")
         routed = out["router"]
         route = next(iter(routed))
@@ -362,20 +357,15 @@ class FAQPipeline:
                              reason=f"{reason}; the web search found no results", **base)
         if self.policy["web_answer_decided_by"] == "code":
             return self._web_by_similarity(query, documents, reason, usage, base)
-        try:
-            out = self.web.run({
-                "prompt": {"query": query, "company": self.company, "documents": documents},
-                "generator": {"json_schema": response_schema(WebAnswer,
-                                                             choice_overrides(WebAnswer, documents=documents))},
-                "parser": {"documents": documents},
-            }, include_outputs_from={"parser"})
-        except Exception as exc:  # PipelineRuntimeError wrapping an LLMError
-            root = _root(exc)
-            if not isinstance(root, LLMError):
-                raise
-            logger.warning("web answer failed: %s", root)
+        out, failure = _run_llm_pipeline(self.web, {
+            "prompt": {"query": query, "company": self.company, "documents": documents},
+            "generator": {"json_schema": response_schema(WebAnswer, choice_overrides(WebAnswer, documents=documents))},
+            "parser": {"documents": documents},
+        })
+        if failure is not None:
+            logger.warning("web answer failed: %s", failure)
             return RAGResult(route="escalated", web_searched=True, completions=usage,
-                             reason=f"{reason}; web answer failed: {root}", **base)
+                             reason=f"{reason}; web answer failed: {failure}", **base)
         usage = usage + _usage(out.get("parser", {}).get("completions", []), "web_answer")
         routed = out["router"]
         if "answered" in routed:
@@ -406,6 +396,18 @@ class FAQPipeline:
         return RAGResult(route="answered", answer=f"From {title}: {doc.content}", sources=[doc.meta["url"]],
                          web_searched=True, completions=usage, **base,
                          reason=f"{reason}; web result {best + 1} matches ({float(similarities[best]):.2f})")
+
+
+def _run_llm_pipeline(pipeline: Pipeline, data: dict[str, Any]) -> tuple[dict[str, Any], LLMError | None]:
+    """Run an LLM pipeline, keeping the parser's outputs. A model failure (Haystack wraps it in a
+    PipelineRuntimeError) comes back as the LLMError, for the caller to escalate; anything else raises."""
+    try:
+        return pipeline.run(data, include_outputs_from={"parser"}), None
+    except Exception as exc:
+        root = _root(exc)
+        if not isinstance(root, LLMError):
+            raise
+        return {}, root
 
 
 def _root(exc: BaseException) -> BaseException:
