@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from supportdesk._query import validate_query
-from supportdesk.errors import InvalidQueryError, NeedsReconcileError, RunBusyError, SupportdeskError
+from supportdesk.errors import InvalidQueryError, NeedsReconcileError, RunBusyError, RunNotFoundError, SupportdeskError
 from supportdesk.models import CustomerTicketState, TicketStatus
 from supportdesk.settings import Settings
 
@@ -82,13 +82,15 @@ def run_query(
     if customer is not None and not customer.strip():
         raise InvalidQueryError("--customer is empty")
     hint = customer.strip() if customer else None
-    services = _services(settings, services, chat_model, on_step)  # broken config fails before any write
     journal = open_journal(settings)
     run_id = run_id or uuid.uuid4().hex
+    finished = _finished_state(journal, run_id)  # a read: a finished run needs no services built
+    if finished is not None:
+        return finished
+    services = _services(settings, services, chat_model, on_step)  # broken config fails before any write
     handle = journal.start_run(run_id, text, hint, wait_s=settings.run_wait_s)
     if not handle.acquired:
-        if handle.info.is_final and handle.state_json:
-            logger.info("run %s already finished: returning the stored result", run_id)
+        if handle.info.is_final and handle.state_json:  # it finished while we were getting ready
             return CustomerTicketState.model_validate_json(handle.state_json)
         raise RunBusyError(f"run {run_id} is being executed by another process; try again later")
     if handle.state_json:
@@ -97,6 +99,19 @@ def run_query(
         stored = handle.info
         state = CustomerTicketState(id=run_id, original_query=stored.query or text, customer_hint=stored.customer_hint)
     return _execute(state, journal, set(handle.completed_steps), settings, services)
+
+
+def _finished_state(journal: RunJournal, run_id: str) -> CustomerTicketState | None:
+    """The stored final state of ``run_id`` if that run already finished, else None."""
+    try:
+        info = journal.get(run_id)
+    except RunNotFoundError:
+        return None
+    state_json = journal.load_state(run_id) if info.is_final else None
+    if state_json is None:
+        return None
+    logger.info("run %s already finished: returning the stored result", run_id)
+    return CustomerTicketState.model_validate_json(state_json)
 
 
 def _services(
