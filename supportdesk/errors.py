@@ -16,7 +16,11 @@ Callers catch :class:`SupportdeskError` to handle all of them, or one branch::
     ├── BudgetExceededError        a run hit one of its budget limits (calls, tokens, seconds, cost)
     ├── NeedsReconcileError        a side effect's outcome is unknown; the run parks until settled
     ├── LeaseLostError             another process took over the run's execution lease
-    └── RunBusyError               another process is executing this run id right now
+    ├── RunBusyError               another process is executing this run id right now
+    ├── StoreBusyError             the database stayed locked past its busy timeout
+    ├── InvalidRunIdError          a run id has characters or a length it may not have
+    ├── IdempotencyConflictError   a run id was reused with a different payload
+    └── ApprovalError              an approval decision cannot be applied (no such wait, already decided)
 
 Each carries a one-line ``str()`` meant for an operator's terminal.
 """
@@ -39,6 +43,10 @@ __all__ = [
     "BudgetExceededError",
     "NeedsReconcileError",
     "LeaseLostError",
+    "StoreBusyError",
+    "InvalidRunIdError",
+    "IdempotencyConflictError",
+    "ApprovalError",
 ]
 
 
@@ -130,3 +138,23 @@ class LeaseLostError(SupportdeskError):
 
 class RunBusyError(SupportdeskError):
     """Another live process holds this run's execution lease; the caller may retry later."""
+
+
+class StoreBusyError(SupportdeskError):
+    """The run journal (or another local store) stayed locked past its busy timeout."""
+
+
+class InvalidRunIdError(SupportdeskError, ValueError):
+    """A run id is empty, too long, or has characters outside ``[A-Za-z0-9._-]``."""
+
+
+class IdempotencyConflictError(SupportdeskError):
+    """A run id was reused with a different payload (query or customer); nothing of the stored run is shown."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run id {run_id!r} was already used with a different query or customer")
+        self.run_id = run_id
+
+
+class ApprovalError(SupportdeskError):
+    """An approval decision cannot be applied: the run does not wait for one, or it was already decided."""

@@ -204,7 +204,7 @@ def build_classifier(examples: Path | str | None = None, *, policy: str = "embed
     query, category, optional priority) when given, else the packaged ``triage_examples.yaml``;
     ``knn_*`` settings from the ``triage`` section of ``policy``."""
     from supportdesk.crews.classifier import ExampleClassifier
-    from supportdesk.crews.triage_crew import TriagePolicy
+    from supportdesk.crews.triage.triage_crew import TriagePolicy
 
     triage_policy = TriagePolicy.load(policy, config_dir)
     knn = {"knn_k": triage_policy.knn_k, "min_similarity": triage_policy.min_similarity}
@@ -290,7 +290,7 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
     from supportdesk import handle_query
     from supportdesk.crews.tools.customer_db import CustomerDB
     from supportdesk.crews.tools.ticketing import build_ticket_backend
-    from supportdesk.crews.triage_crew import TriageCrew
+    from supportdesk.crews.triage.triage_crew import TriageCrew
     from supportdesk.flows.services import SupportServices
 
     policy = settings.decision_policy or factory.kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from supportdesk.crews.classifier import ExampleClassifier
-from supportdesk.crews.triage_crew import TriageCrew, TriagePolicy, TriageResult
+from supportdesk.crews.triage.triage_crew import TriageCrew, TriagePolicy, TriageResult
 from supportdesk.errors import InvalidQueryError, OutputValidationError
 from supportdesk.llm import ScriptedModel
 

@@ -195,7 +195,7 @@ def _preload() -> None:
     """Import what every run imports, so forked children start warm (no threads are started here)."""
     import supportdesk  # noqa: F401
     import supportdesk.cli  # noqa: F401
-    import supportdesk.crews.triage_crew  # noqa: F401
+    import supportdesk.crews.triage.triage_crew  # noqa: F401
     import supportdesk.durable  # noqa: F401
     import supportdesk.flows.support_flow  # noqa: F401
     import supportdesk.rag.pipeline  # noqa: F401

@@ -1,7 +1,8 @@
 """The triage crew: classifier -> customer-DB analyst -> ticketing agent, run sequentially.
 
-Prose (roles, goals, backstories, task descriptions, expected outputs) lives in
-``config/agents.yaml`` and ``config/tasks.yaml``; this module does the wiring. Code decides what
+Prose (roles, goals, backstories, task descriptions, expected outputs) lives in this crew's own
+``config/agents.yaml`` and ``config/tasks.yaml`` (the ``crewai create`` layout: a crew owns its
+folder); this module does the wiring. Code decides what
 code can, per decision policy (``config/policies.yaml``, section ``triage``):
 
 * **embedded** (the offline 270M model): category and priority come from the nearest labelled
@@ -17,7 +18,7 @@ code can, per decision policy (``config/policies.yaml``, section ``triage``):
 
 The crew never files the ticket: the flow does, in code, keyed by its run id::
 
-    from supportdesk.crews.triage_crew import TriageCrew
+    from supportdesk.crews.triage.triage_crew import TriageCrew
     from supportdesk.crews.tools.customer_db import CustomerDB
 
     crew = TriageCrew(chat_model, CustomerDB(home / "customers.db"), policy="embedded")
@@ -40,7 +41,7 @@ from crewai import Agent, Crew, Process, Task
 from crewai.project import CrewBase, agent, crew, task
 from pydantic import BaseModel, Field
 
-from supportdesk._config import config_path, load_yaml
+from supportdesk._config import load_yaml
 from supportdesk.crews.classifier import ExampleClassifier, TriageSuggestion, raise_priority
 from supportdesk.crews.prompts import TriagePrompts, grounded_title
 from supportdesk.crews.tools.customer_db import CustomerDB, CustomerLookupTool
@@ -133,8 +134,14 @@ class TriageResult(BaseModel):
     usage: TriageUsage = Field(default_factory=TriageUsage)
 
 
-def _packaged(name: str) -> str:
-    return str(config_path(name))
+_CREW_CONFIG = Path(__file__).resolve().parent / "config"
+
+
+def _crew_config(name: str, override_dir: Path | None = None) -> str:
+    """This crew's YAML prose: ``override_dir/name`` if present, else the crew's own ``config/name``."""
+    if override_dir is not None and (Path(override_dir) / name).is_file():
+        return str(Path(override_dir) / name)
+    return str(_CREW_CONFIG / name)
 
 
 @CrewBase
@@ -151,8 +158,8 @@ class TriageCrew:
 
     # CrewBase joins these to the folder of this file; absolute paths pass through unchanged, so
     # they work from a source checkout, an editable install and an installed wheel alike.
-    agents_config = _packaged("agents.yaml")
-    tasks_config = _packaged("tasks.yaml")
+    agents_config = _crew_config("agents.yaml")
+    tasks_config = _crew_config("tasks.yaml")
 
     def __init__(
         self,
@@ -165,8 +172,8 @@ class TriageCrew:
     ) -> None:
         if config_dir is not None:
             # read by CrewBase right after __init__ returns
-            self.original_agents_config_path = str(config_path("agents.yaml", config_dir))
-            self.original_tasks_config_path = str(config_path("tasks.yaml", config_dir))
+            self.original_agents_config_path = _crew_config("agents.yaml", config_dir)
+            self.original_tasks_config_path = _crew_config("tasks.yaml", config_dir)
         if isinstance(policy, str):
             policy = TriagePolicy.load(policy, config_dir)
         elif not isinstance(policy, TriagePolicy):
