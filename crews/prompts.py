@@ -20,10 +20,25 @@ from supportdesk.errors import ConfigError
 from supportdesk.llm._types import ChatMessage
 from supportdesk.models.responses import CustomerLookup
 
-__all__ = ["TriagePrompts", "fallback_title", "grounded_title"]
+__all__ = ["CUSTOMER_BLOCK", "TriagePrompts", "customer_block", "customer_text", "fallback_title", "grounded_title"]
 
 _WORD = re.compile(r"[a-z0-9]{4,}")
 TITLE_MAX = 80
+
+
+#: The delimiters of the customer's text in every prompt; system prompts say the block is data.
+CUSTOMER_BLOCK = ("<customer_message>", "</customer_message>")
+
+
+def customer_text(text: str) -> str:
+    """Customer text made safe to sit inside its block: ``<`` and ``>`` become ``‹`` and ``›`` so that
+    the text can neither close the block nor open a tag of its own."""
+    return str(text).replace("<", "‹").replace(">", "›")
+
+
+def customer_block(text: str) -> str:
+    """``text`` inside the customer-message delimiters (see :data:`CUSTOMER_BLOCK`)."""
+    return f"{CUSTOMER_BLOCK[0]}\n{customer_text(text)}\n{CUSTOMER_BLOCK[1]}"
 
 
 def _stems(text: str) -> set[str]:
@@ -69,11 +84,13 @@ class TriagePrompts:
             raise ConfigError(f"prompts_triage.yaml: missing or malformed key {exc}") from exc
 
     def title_messages(self, query: str) -> list[ChatMessage]:
-        """System prompt, worked examples as user/assistant turns, then the real message."""
+        """System prompt, worked examples as user/assistant turns, then the real message; every
+        customer message (examples included) sits in its delimited block."""
         messages = [ChatMessage("system", self.title_system)]
         for message, title in self.title_examples:
-            messages += [ChatMessage("user", message), ChatMessage("assistant", json.dumps({"title": title}))]
-        return [*messages, ChatMessage("user", query)]
+            messages += [ChatMessage("user", customer_block(message)),
+                         ChatMessage("assistant", json.dumps({"title": title}))]
+        return [*messages, ChatMessage("user", customer_block(query))]
 
     def ticket_summary(self, query: str, suggestion: TriageSuggestion, lookup: CustomerLookup) -> str:
         """The ticket summary from facts only: the message, code's triage and its evidence, the account."""

@@ -1,5 +1,9 @@
 """The SupportFlow and the collaborators it is wired with."""
 
+from supportdesk._offline import import_crewai
+
+import_crewai()  # before any submodule: CrewAI without its import-time load_dotenv() (see supportdesk._offline)
+
 from supportdesk.flows.services import SupportServices, build_services
 
 __all__ = ["SupportFlow", "SupportServices", "build_services"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 __all__ = ["kickoff", "plot", "run_with_trigger"]
 
@@ -15,12 +16,31 @@ DEMO_QUERIES = (
 
 
 def kickoff() -> None:
-    """``crewai run``: run the demo queries (or the one given as arguments) and print the states."""
-    from supportdesk.cli import main
-
+    """``crewai run``: kick the SupportFlow off (durably, through the run journal) for the demo queries,
+    or for the one given as arguments, and print each final state."""
     queries = [" ".join(sys.argv[1:])] if len(sys.argv) > 1 else list(DEMO_QUERIES)
-    codes = [main(["ask", query]) for query in queries]
-    sys.exit(max(codes))
+    sys.exit(max(_kickoff(query) for query in queries))
+
+
+def _kickoff(query: str, trigger_payload: dict[str, Any] | None = None, *, as_json: bool = False) -> int:
+    from supportdesk._console import Output, StepDisplay
+    from supportdesk._runner import run_query
+    from supportdesk.errors import SupportdeskError
+    from supportdesk.models import TicketStatus
+
+    payload = trigger_payload or {}
+    try:
+        with StepDisplay() as steps:
+            state = run_query(query, customer=payload.get("customer"), run_id=payload.get("run_id"),
+                              on_step=steps.update, trigger_payload=trigger_payload)
+    except SupportdeskError as exc:
+        print(f"supportdesk: error: {exc}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(state.model_dump_json(), flush=True)
+    else:
+        Output().state(state)
+    return 1 if state.status in (TicketStatus.FAILED, TicketStatus.NEEDS_RECONCILE) else 0
 
 
 def plot() -> None:
@@ -41,17 +61,19 @@ def plot() -> None:
 
 
 def run_with_trigger() -> None:
-    """Run from a trigger payload: ``run_with_trigger '{"query": "...", "customer": "..."}'``."""
-    from supportdesk.cli import main
+    """Run from a trigger payload: ``run_with_trigger '{"query": "...", "customer": "...", "run_id": "..."}'``.
 
+    As in CrewAI's flow template, the payload goes to the flow's kickoff as ``crewai_trigger_payload``
+    (the start step receives it); ``query``, ``customer`` and ``run_id`` start the run. Prints the final
+    state as one JSON object.
+    """
     if len(sys.argv) < 2:
         raise SystemExit("usage: run_with_trigger '<json payload with a \"query\">'")
     try:
         payload = json.loads(sys.argv[1])
         query = payload["query"]
+        if not isinstance(payload, dict) or not isinstance(query, str):
+            raise TypeError("the payload must be a JSON object whose query is a string")
     except (ValueError, KeyError, TypeError) as exc:
         raise SystemExit(f"invalid trigger payload: {exc}") from exc
-    argv = ["ask", query, "--json"] + (["--customer", payload["customer"]] if payload.get("customer") else [])
-    if payload.get("run_id"):
-        argv += ["--run-id", payload["run_id"]]
-    sys.exit(main(argv))
+    sys.exit(_kickoff(query, payload, as_json=True))

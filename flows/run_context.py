@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from supportdesk import _tracing
 from supportdesk.llm._types import ChatMessage, ChatModel, Completion
 
 if TYPE_CHECKING:
@@ -23,38 +26,73 @@ if TYPE_CHECKING:
 
 __all__ = ["RunContext", "RunScopedModel", "durable_step"]
 
+logger = logging.getLogger(__name__)
+
 F = TypeVar("F", bound=Callable[..., Any])
-_RUN_MODEL: contextvars.ContextVar[ChatModel | None] = contextvars.ContextVar("supportdesk_run_model", default=None)
+# The run models bound in the current context, by proxy: each run's binding lives only in its own
+# context (and the contexts copied from it), never in a process-wide slot another thread could see.
+_RUN_MODELS: contextvars.ContextVar[Mapping[int, ChatModel]] = contextvars.ContextVar(
+    "supportdesk_run_models", default=MappingProxyType({})
+)
 
 
 class RunScopedModel:
     """A ChatModel that routes each call through the current run's journaled, budgeted wrapper.
 
-    Services are built once around this proxy; :meth:`bind` installs a run's wrapper for the
-    duration of that run (visible to worker threads too). Outside a run it calls ``inner`` directly.
+    Services are built once around this proxy and shared by concurrent runs; :meth:`bind` installs a
+    run's wrapper in the *current context* for the duration of that run. Threads see the run only
+    when they run in a copy of its context: ``asyncio.to_thread``, ``contextvars.copy_context().run``
+    (CrewAI 1.x copies the context wherever it starts a worker thread: flow methods, async tasks,
+    agent timeouts, guardrails, event handlers).
+
+    Decided behaviour for a call made outside any run's context (a plain ``threading.Thread``, a
+    thread-pool worker started without the context, code calling the services directly): it goes
+    to ``inner`` unjournaled and unbudgeted, counted in :attr:`unscoped_calls` and logged at
+    WARNING (the 1st, 2nd, 4th, 8th ... time) while runs are bound in this process. It never lands in another run's journal or
+    budget, whatever runs are active at the time.
     """
 
     def __init__(self, inner: ChatModel) -> None:
         self.inner = inner
         self.name = inner.name
-        self._bound: ChatModel | None = None
+        self.unscoped_calls = 0
+        self._active_runs = 0
         self._lock = threading.Lock()
 
     @contextmanager
     def bind(self, run_model: ChatModel) -> Iterator[None]:
-        token = _RUN_MODEL.set(run_model)
+        """Route this context's calls (and those of contexts copied from it) to ``run_model``."""
+        token = _RUN_MODELS.set(MappingProxyType({**_RUN_MODELS.get(), id(self): run_model}))
         with self._lock:
-            self._bound = run_model
+            self._active_runs += 1
         try:
             yield
         finally:
-            _RUN_MODEL.reset(token)
+            _RUN_MODELS.reset(token)
             with self._lock:
-                self._bound = None
+                self._active_runs -= 1
+
+    def current(self) -> ChatModel | None:
+        """The run model bound in the current context, or None outside any run."""
+        return _RUN_MODELS.get().get(id(self))
 
     def complete(self, messages: list[ChatMessage], **kwargs: Any) -> Completion:
-        model = _RUN_MODEL.get() or self._bound or self.inner
-        return model.complete(messages, **kwargs)
+        model = self.current()
+        if model is None:
+            with self._lock:
+                self.unscoped_calls += 1
+                active, count = self._active_runs, self.unscoped_calls
+            if active and (count & (count - 1)) == 0:  # the 1st, 2nd, 4th, 8th ... such call: no log flood
+                logger.warning(
+                    "model call outside any run's context while %d run(s) are active (%d so far): sent unjournaled "
+                    "and unbudgeted (start threads with contextvars.copy_context() to keep them in their run)",
+                    active, count,
+                )
+            model = self.inner
+        with _tracing.model_span(getattr(model, "name", "")) as usage:
+            completion = model.complete(messages, **kwargs)
+            usage.record(completion)
+        return completion
 
 
 @dataclass
@@ -82,13 +120,13 @@ def durable_step(method: F) -> F:
     name = method.__name__
 
     @functools.wraps(method)
-    def wrapper(self: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:  # kwargs: e.g. CrewAI's crewai_trigger_payload
         run: RunContext | None = getattr(self, "run", None)
         if run is not None and name in run.completed:
             self._services.progress(name, "already done (resumed)")
             return self.state.step_routes.get(name)
-        with run.journal.step(run.run_id, name) if run is not None else nullcontext():
-            label = method(self)
+        with _tracing.step_scope(name), run.journal.step(run.run_id, name) if run is not None else nullcontext():
+            label = method(self, *args, **kwargs)
             if label is not None:
                 self.state.step_routes[name] = label
             if run is not None:

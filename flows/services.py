@@ -1,8 +1,9 @@
 """The collaborators a SupportFlow calls, behind small protocols so tests and embedders pass their own.
 
 :func:`build_services` wires the defaults from :class:`~supportdesk.settings.Settings`: the shared
-chat model from the LLM factory, the Haystack FAQ pipeline, the triage crew, and the ticket backend
-(Jira when configured, else the local SQLite store).
+chat model from the LLM factory, the Haystack FAQ pipeline, the triage crew, the ticket backend
+(Jira when configured, else the local SQLite store) and the customer directory (the SQLite demo, or
+the backend's CRM passed as ``customers=``: any :class:`~supportdesk.crews.tools.customer_db.CustomerDirectory`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from supportdesk.llm._types import ChatModel
 
 if TYPE_CHECKING:
+    from supportdesk.crews.tools.customer_db import CustomerDirectory
     from supportdesk.crews.tools.ticketing import TicketBackend
+    from supportdesk.models.responses import CustomerRecord
     from supportdesk.settings import Settings
 
-__all__ = ["FAQStage", "SupportServices", "TriageStage", "build_services"]
+__all__ = ["ApprovalStage", "FAQStage", "SupportServices", "TriageStage", "build_services"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +36,20 @@ class FAQStage(Protocol):
 
 
 class TriageStage(Protocol):
-    """Classifies an escalated query, looks the customer up and drafts the ticket."""
+    """Classifies an escalated query, states the verified caller's account facts and drafts the ticket."""
 
-    def triage(self, query: str, customer_hint: str | None = None) -> Any:  # returns TriageResult
+    def triage(self, query: str, customer: CustomerRecord | None = None) -> Any:  # returns TriageResult
+        ...
+
+
+class ApprovalStage(Protocol):
+    """Decides whether a triaged draft waits for a person, and reads the journaled decision
+    (:class:`supportdesk._approval.ApprovalGate`)."""
+
+    def evaluate(self, state: Any) -> Any:  # returns ApprovalState | None
+        ...
+
+    def decision(self, run: Any, state: Any) -> Any:  # returns ApprovalState | None
         ...
 
 
@@ -48,6 +62,8 @@ class SupportServices:
     tickets: TicketBackend
     chat_model: ChatModel | None = None
     on_step: ProgressCallback | None = field(default=None, repr=False)
+    customers: CustomerDirectory | None = None  # callers are verified against it; None: the SQLite demo
+    approvals: ApprovalStage | None = None  # which drafts wait for a person; None: every ticket is filed at once
 
     def progress(self, step: str, message: str) -> None:
         logger.info("%s: %s", step, message)
@@ -60,8 +76,17 @@ def build_services(
     *,
     chat_model: ChatModel | None = None,
     on_step: ProgressCallback | None = None,
+    customers: CustomerDirectory | None = None,
 ) -> SupportServices:
-    """Wire the default collaborators from settings (imports the heavy libraries lazily)."""
+    """Wire the default collaborators from settings (imports the heavy libraries lazily).
+
+    :param customers: the directory the caller's stated identity is verified against (a backend's
+        CRM); default: the SQLite demo :class:`~supportdesk.crews.tools.customer_db.CustomerDB`.
+    """
+    from supportdesk._offline import apply_vendor_settings
+
+    apply_vendor_settings(settings)  # telemetry switches and CrewAI's storage, before Haystack is imported
+    from supportdesk._approval import ApprovalGate
     from supportdesk.crews.tools.customer_db import CustomerDB
     from supportdesk.crews.tools.ticketing import build_ticket_backend
     from supportdesk.crews.triage.triage_crew import TriageCrew
@@ -75,8 +100,10 @@ def build_services(
     policy = settings.decision_policy or factory.kind
     return SupportServices(
         faq=build_faq_pipeline(settings, model, kind=factory.kind),
-        triage=TriageCrew(model, CustomerDB.from_settings(settings), policy=policy, config_dir=settings.config_dir),
+        triage=TriageCrew(model, policy=policy, config_dir=settings.config_dir),
         tickets=build_ticket_backend(settings),
         chat_model=model,
         on_step=on_step,
+        customers=customers if customers is not None else CustomerDB.from_settings(settings),
+        approvals=ApprovalGate.from_config(settings.config_dir),
     )

@@ -1,5 +1,6 @@
 """Typed data of supportdesk: the flow's ticket state and one response model per LLM decision."""
 
+from supportdesk.models.approval import ApprovalEdits, ApprovalRequest, ApprovalState, Decision
 from supportdesk.models.faq import FAQEntry, RAGResult, TokenUsage
 from supportdesk.models.responses import (
     Classification,
@@ -15,6 +16,10 @@ from supportdesk.models.responses import (
 from supportdesk.models.state import CustomerTicketState, Priority, TicketStatus
 
 __all__ = [
+    "ApprovalEdits",
+    "ApprovalRequest",
+    "ApprovalState",
+    "Decision",
     "Classification",
     "CustomerLookup",
     "CustomerRecord",

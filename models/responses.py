@@ -118,6 +118,6 @@ class TicketReceipt(BaseModel):
 
     ticket_id: str
     url: str | None = None
-    backend: Literal["jira", "local"]
+    backend: Literal["jira", "local", "database"]
     idempotency_key: str
     created: bool = Field(description="False when an existing ticket with the same key was found instead.")

@@ -9,14 +9,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from supportdesk.models.approval import ApprovalState
+
 __all__ = ["CustomerTicketState", "Priority", "TicketStatus"]
 
 Priority = Literal["low", "medium", "high"]
 
 
 class TicketStatus(str, Enum):
-    """Where a run stands. Terminal: faq_answered, ticket_created, failed. ``needs_reconcile``: parked until a
-    resume settles whether the ticket call went through."""
+    """Where a run stands. Terminal: faq_answered, ticket_created, rejected, failed. ``needs_reconcile``: parked
+    until a resume settles whether the ticket call went through. ``awaiting_approval``: parked with its ticket
+    draft until a person approves or rejects it (or the approval timeout applies its default)."""
 
     NEW = "new"
     FAQ_ANSWERED = "faq_answered"
@@ -24,6 +27,8 @@ class TicketStatus(str, Enum):
     TICKET_CREATED = "ticket_created"
     FAILED = "failed"
     NEEDS_RECONCILE = "needs_reconcile"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REJECTED = "rejected"
 
 
 def _new_id() -> str:
@@ -52,6 +57,10 @@ class CustomerTicketState(BaseModel):
     answer_confidence: float | None = Field(default=None, description="Retrieval score behind the route decision.")
     sources: list[str] = Field(default_factory=list, description="FAQ entry ids or web URLs behind the answer.")
     classification_rationale: str | None = None
+    classification_confidence: float | None = Field(
+        default=None, description="Similarity of the nearest labelled example behind the category (0..1)."
+    )
+    approval: ApprovalState | None = Field(default=None, description="Set when approval rules made the run wait.")
     customer_summary: str | None = None
     ticket_title: str | None = None
     final_summary: str | None = Field(default=None, description="The answer's provenance, or the ticket summary.")
@@ -67,5 +76,8 @@ class CustomerTicketState(BaseModel):
 
     @property
     def is_terminal(self) -> bool:
-        """True once the run has an outcome the caller can act on."""
-        return self.status in (TicketStatus.FAQ_ANSWERED, TicketStatus.TICKET_CREATED, TicketStatus.FAILED)
+        """True once the run has its final outcome (answered, ticketed, rejected or failed); a run that waits
+        for approval or reconciliation is not terminal: it continues on a decision or a resume."""
+        return self.status in (
+            TicketStatus.FAQ_ANSWERED, TicketStatus.TICKET_CREATED, TicketStatus.REJECTED, TicketStatus.FAILED
+        )

@@ -5,7 +5,7 @@ safetensors, tokenizer and config, Apache-2.0, model card included), so no torch
 imported. The forward pass is a plain
 BERT encoder (6 layers, 12 heads, hidden size 384), mean pooling over the attention mask and L2
 normalisation, exactly what sentence-transformers computes for this model (max abs difference
-below 1e-4, checked by ``tests/rag/test_minilm.py`` against stored reference vectors)::
+below 1e-5, checked by ``tests/rag/test_minilm.py`` against stored reference vectors)::
 
     from supportdesk.rag._minilm import get_encoder
 

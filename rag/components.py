@@ -1,9 +1,12 @@
-"""Haystack components of the FAQ stage: scoring, the answerability gate and the LLM answer parsers.
+"""Haystack components of the FAQ stage: the answerability gate and the LLM answer parser.
+
+(:class:`~supportdesk.rag.entry_scorer.EntryScorer`, re-exported here, ranks the retrieved entries.)
+Collaborators (the KB, the chat model) are never serialised: ``from_dict`` takes them from
+:mod:`supportdesk._collaborators`.
 
 ::
 
-    scorer = EntryScorer(index, entry_ids=kb.ids)
-    cands = scorer.run(query_embedding=emb)["candidates"]       # [{"entry_id", "score"}, ...] best first
+    cands = scorer.run(query_embedding=emb, documents=docs)["candidates"]   # [{"entry_id", "score"}, ...]
     gate = AnswerGate(kb, threshold=0.55, decided_by="code")
     gate.run(candidates=cands)["decision"]                      # {"verdict": "answer", "entry_id": ...}
 """
@@ -13,18 +16,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-from haystack import Document, component
+from haystack import Document, component, default_to_dict
 from haystack.dataclasses import ChatMessage as HaystackChatMessage
+from haystack.utils.type_serialization import deserialize_type, serialize_type
 from pydantic import BaseModel
 
-from supportdesk.errors import OutputValidationError
+from supportdesk.errors import ConfigError, OutputValidationError
 from supportdesk.llm._types import ChatMessage, ChatModel, Completion
-from supportdesk.llm.haystack_generator import from_haystack
+from supportdesk.llm.haystack_generator import completion_from_reply, from_haystack
 from supportdesk.llm.structured import structured_call, validate_output
 from supportdesk.models.responses import FAQAnswer, WebAnswer
+from supportdesk.rag.entry_scorer import EntryScorer
 from supportdesk.rag.knowledge_base import KnowledgeBase
-from supportdesk.rag.scoring import EntryIndex
 
 __all__ = ["ESCALATE_ID", "AnswerGate", "EntryScorer", "StructuredParser", "choice_overrides"]
 
@@ -32,38 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: Pseudo-entry id of the KB's escalation examples: when it ranks first, the query escalates.
 ESCALATE_ID = "__escalate__"
-
-
-@component
-class EntryScorer:
-    """Scores every FAQ entry for a query embedding (fused max-cosine, centroid, KB head; BM25 optional).
-
-    :param index: the :class:`EntryIndex` of the KB.
-    :param entry_ids: id of each index entry (same order).
-    :param top_k: candidates returned.
-    :param bm25_weight: weight of the BM25 evidence (scores normalised by the best one).
-    """
-
-    def __init__(self, index: EntryIndex, entry_ids: list[str], top_k: int = 5, bm25_weight: float = 0.0) -> None:
-        self.index = index
-        self.entry_ids = entry_ids
-        self.top_k = top_k
-        self.bm25_weight = bm25_weight
-        self._pos = {e: i for i, e in enumerate(entry_ids)}
-
-    @component.output_types(candidates=list[dict[str, Any]])
-    def run(self, query_embedding: list[float], bm25_documents: list[Document] | None = None) -> dict[str, Any]:
-        scores = self.index.score(np.asarray([query_embedding], dtype=np.float32))[0]
-        if self.bm25_weight and bm25_documents:
-            best = max((d.score or 0.0) for d in bm25_documents) or 1.0
-            bonus = np.zeros_like(scores)
-            for doc in bm25_documents:
-                i = self._pos.get(str(doc.meta.get("entry_id")))
-                if i is not None:
-                    bonus[i] = max(bonus[i], (doc.score or 0.0) / best)
-            scores = scores + self.bm25_weight * bonus
-        order = np.argsort(-scores)[: self.top_k]
-        return {"candidates": [{"entry_id": self.entry_ids[i], "score": float(scores[i])} for i in order]}
 
 
 @component
@@ -88,6 +59,22 @@ class AnswerGate:
         self.decided_by = decided_by
         self.judge_margin = judge_margin
         self.judge_top_n = judge_top_n
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration; the KB is the FAQ's (rebuilt on load)."""
+        return default_to_dict(self, threshold=self.threshold, decided_by=self.decided_by,
+                               judge_margin=self.judge_margin, judge_top_n=self.judge_top_n)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnswerGate:
+        """Rebuild with the KB of the FAQ being loaded; ``threshold: null`` takes its calibrated threshold."""
+        from supportdesk._collaborators import collaborator
+
+        faq = collaborator("faq")
+        params = dict(data.get("init_parameters", {}))
+        if params.get("threshold") is None:
+            params["threshold"] = faq.threshold
+        return cls(faq.kb, **params)
 
     @component.output_types(decision=dict[str, Any])
     def run(self, candidates: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,24 +114,45 @@ class StructuredParser:
     :param response_model: ``FAQAnswer`` or ``WebAnswer``.
     :param model: the chat model, for re-asks (``structured_call`` with the reply fed back).
     :param retries: re-asks after an invalid reply.
+    :param max_tokens: completion budget of a re-ask.
+
+    Outputs: ``decision`` (routed) and ``completions``: the reply's usage (``ChatMessage.meta["usage"]``)
+    and every re-ask's, for the run's token accounting.
     """
 
     def __init__(self, response_model: type[BaseModel], model: ChatModel, retries: int = 1, max_tokens: int = 256) -> None:
+        if int(retries) < 0 or int(max_tokens) < 1:
+            raise ConfigError(f"StructuredParser: retries must be >= 0 and max_tokens >= 1, got {retries}, {max_tokens}")
         self.response_model = response_model
         self.model = model
         self.retries = retries
         self.max_tokens = max_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration; the chat model is the run's (rebuilt on load)."""
+        return default_to_dict(self, response_model=serialize_type(self.response_model), retries=self.retries,
+                               max_tokens=self.max_tokens)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StructuredParser:
+        """Rebuild with the chat model bound for the load, else the one from settings."""
+        from supportdesk._collaborators import collaborator
+
+        params = dict(data.get("init_parameters", {}))
+        response_model = deserialize_type(params.pop("response_model"))
+        if response_model not in (FAQAnswer, WebAnswer):
+            raise ConfigError(f"StructuredParser: response_model must be FAQAnswer or WebAnswer, got {response_model!r}")
+        return cls(response_model, collaborator("model"), **params)
 
     @component.output_types(decision=dict[str, Any], completions=list[Completion])
     def run(
         self,
         replies: list[HaystackChatMessage],
         messages: list[HaystackChatMessage],
-        completions: list[Completion] | None = None,
         documents: list[Document] | None = None,
         allowed_ids: list[str] | None = None,
     ) -> dict[str, Any]:
-        used = list(completions or [])
+        used = [completion_from_reply(reply) for reply in replies]  # usage from ChatMessage.meta["usage"]
         text = replies[0].text if replies else ""
         overrides = choice_overrides(self.response_model, allowed_ids=allowed_ids, documents=documents)
         value: BaseModel | None = None

@@ -17,9 +17,16 @@ from typing import Any
 
 from haystack import Document, component
 
+from supportdesk.errors import ConfigError
 from supportdesk.rag._minilm import MODEL_NAME, get_encoder
 
 __all__ = ["MiniLMDocumentEmbedder", "MiniLMTextEmbedder"]
+
+
+def _checked(model: str) -> str:
+    if model != MODEL_NAME:  # the FAQ's cached embeddings and its calibration are this model's
+        raise ConfigError(f"MiniLM embedder: model must be {MODEL_NAME!r}, got {model!r}")
+    return model
 
 
 @component
@@ -27,7 +34,11 @@ class MiniLMTextEmbedder:
     """Embeds one query text (unit-length, 384 floats). The model loads on first use."""
 
     def __init__(self, model: str = MODEL_NAME) -> None:
-        self.model = model
+        self.model = _checked(model)
+
+    def warm_up(self) -> None:
+        """Load the encoder (once per process)."""
+        get_encoder()
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
@@ -40,12 +51,19 @@ class MiniLMDocumentEmbedder:
     """Embeds documents' content in batches; returns copies with ``embedding`` set."""
 
     def __init__(self, model: str = MODEL_NAME, batch_size: int = 64) -> None:
-        self.model = model
-        self.batch_size = batch_size
+        if int(batch_size) < 1:
+            raise ConfigError(f"MiniLMDocumentEmbedder: batch_size must be >= 1, got {batch_size}")
+        self.model = _checked(model)
+        self.batch_size = int(batch_size)
+
+    def warm_up(self) -> None:
+        """Load the encoder (once per process)."""
+        get_encoder()
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     def run(self, documents: list[Document]) -> dict[str, Any]:
         encoder = get_encoder()
-        vectors = encoder.encode([d.content or "" for d in documents]) if documents else []
+        texts = [d.content or "" for d in documents]
+        vectors = [v for i in range(0, len(texts), self.batch_size) for v in encoder.encode(texts[i:i + self.batch_size])]
         out = [dataclasses.replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]
         return {"documents": out, "meta": {"model": self.model}}

@@ -48,6 +48,49 @@ def _entry(raw: Any, where: str) -> FAQEntry:
         raise ConfigError(f"{where}: FAQ entry {name!r}: {field}: {first['msg']}") from exc
 
 
+def _text_key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _deduplicated(entries: list[FAQEntry], source: str) -> list[FAQEntry]:
+    """``entries`` without repeats, with one warning saying what was dropped.
+
+    An entry listed twice (same id, same content) is kept once; a paraphrase that repeats its own
+    question, an earlier paraphrase or another entry's text (ignoring case and spacing) is dropped.
+    Two different entries under one id stay a :class:`ConfigError`: which answer is meant is unknown.
+    """
+    kept: list[FAQEntry] = []
+    by_id: dict[str, FAQEntry] = {}  # as given (before its paraphrases were deduplicated)
+    owner: dict[str, str] = {}  # text key -> the entry that has it
+    dropped: list[str] = []
+    for entry in entries:
+        if entry.id in by_id:
+            if by_id[entry.id] != entry:
+                raise ConfigError(f"{source}: duplicate FAQ entry id {entry.id!r} with different content")
+            dropped.append(f"entry {entry.id!r} listed again")
+            continue
+        own = _text_key(entry.question)
+        if owner.get(own, entry.id) != entry.id:
+            logger.warning("%s: FAQ entry %r has the same question as entry %r", source, entry.id, owner[own])
+        owner.setdefault(own, entry.id)
+        paraphrases = []
+        for text in entry.paraphrases:
+            key = _text_key(text)
+            if key in owner:
+                dropped.append(f"{entry.id!r}: {text[:60]!r}")
+                continue
+            owner[key] = entry.id
+            paraphrases.append(text)
+        by_id[entry.id] = entry
+        if len(paraphrases) != len(entry.paraphrases):
+            entry = entry.model_copy(update={"paraphrases": paraphrases})
+        kept.append(entry)
+    if dropped:
+        logger.warning("%s: dropped %d repeated FAQ text(s): %s", source, len(dropped), "; ".join(dropped[:5])
+                       + (" ..." if len(dropped) > 5 else ""))
+    return kept
+
+
 class KnowledgeBase:
     """An ordered, id-unique collection of :class:`FAQEntry`, plus optional escalation examples.
 
@@ -65,17 +108,13 @@ class KnowledgeBase:
         source: str = "<memory>",
         company: str = "Nimbus Notes",
     ) -> None:
-        self.entries: list[FAQEntry] = list(entries)
+        self.entries: list[FAQEntry] = _deduplicated(list(entries), source)
         self.source = source
         self.company = company
         self.escalate_examples = [e.strip() for e in escalate_examples if e and e.strip()]
         if not self.entries:
             raise ConfigError(f"{source}: the knowledge base has no entries")
-        self._by_id: dict[str, FAQEntry] = {}
-        for entry in self.entries:
-            if entry.id in self._by_id:
-                raise ConfigError(f"{source}: duplicate FAQ entry id {entry.id!r}")
-            self._by_id[entry.id] = entry
+        self._by_id: dict[str, FAQEntry] = {entry.id: entry for entry in self.entries}
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod

@@ -3,13 +3,20 @@
 Three ``haystack.Pipeline`` objects, joined by ConditionalRouters whose routes are data
 (config/routes.yaml):
 
-1. ``retrieval``: MiniLM text embedder -> InMemoryEmbeddingRetriever (+ InMemoryBM25Retriever when
-   BM25 is fused) -> :class:`EntryScorer` -> :class:`AnswerGate` -> router (answered | judge | web);
+1. ``retrieval``: MiniLM text embedder -> InMemoryEmbeddingRetriever over the FAQ's texts (a
+   shortlist of ``retrieval_top_k`` documents; + InMemoryBM25Retriever when BM25 is fused) ->
+   :class:`EntryScorer` (re-ranks the shortlisted entries with the fused score) -> :class:`AnswerGate`
+   -> router (answered | judge | web);
 2. ``judge`` (LLM decides, hosted policy): ChatPromptBuilder -> ChatModelGenerator -> parser (FAQAnswer)
    -> router (answered | web);
 3. ``web``: ChatPromptBuilder (results marked UNTRUSTED) -> ChatModelGenerator -> parser (WebAnswer)
    -> router (answered | escalate). :class:`SerperWebSearch` runs first, on its own: without a key,
    or when the search finds nothing, the query escalates with that reason and the LLM is not called.
+
+Every pipeline round-trips through ``Pipeline.dumps()`` / ``Pipeline.loads()`` (collaborators: the
+KB, its index and store, the chat model, are rebuilt, never serialised; see
+:mod:`supportdesk._collaborators`). ``supportdesk pipelines dump`` writes them; a file
+``<config_dir>/pipelines/<retrieval|judge|web>.yaml`` replaces the pipeline built here.
 
 Under the embedded policy a confident FAQ match is answered with the entry's text verbatim, with no
 LLM call. Failures fail closed: an LLM reply that never validates (retries included), a provider
@@ -36,28 +43,35 @@ import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
-from haystack import Document, Pipeline
+from haystack import Pipeline
 from haystack.components.builders import ChatPromptBuilder
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
 from haystack.components.routers import ConditionalRouter
 from haystack.dataclasses import ChatMessage as HaystackChatMessage
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.utils.type_serialization import deserialize_type
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 
+from supportdesk._collaborators import ALLOWED_MODULES, bind
 from supportdesk._config import load_yaml
+from supportdesk._guardrails import injection_markers, request_text, screened_knowledge_base
 from supportdesk.errors import ConfigError, LLMError, WebSearchError
 from supportdesk.llm._types import ChatModel, Completion
 from supportdesk.llm.haystack_generator import ChatModelGenerator
 from supportdesk.llm.structured import response_schema
 from supportdesk.models.faq import RAGResult, TokenUsage
 from supportdesk.models.responses import FAQAnswer, WebAnswer
-from supportdesk.rag.components import ESCALATE_ID, AnswerGate, EntryScorer, StructuredParser, choice_overrides
+from supportdesk.rag.components import ESCALATE_ID, AnswerGate, StructuredParser, choice_overrides
+from supportdesk.rag.document_store import FAQDocumentStore
 from supportdesk.rag.embedder import MiniLMTextEmbedder
+from supportdesk.rag.entry_scorer import EntryScorer
 from supportdesk.rag.knowledge_base import KnowledgeBase, atomic_save_npy, atomic_write_text, cached_embeddings
-from supportdesk.rag.scoring import EntryIndex, ScoringParams, calibrate, train_linear_head
-from supportdesk.rag.serper import DISABLED_REASON, SerperWebSearch
+from supportdesk.rag.scoring import DEFAULT_MAX_WRONG, EntryIndex, ScoringParams, calibrate, train_linear_head
+from supportdesk.rag.serper import SerperWebSearch
+from supportdesk.rag.web_guard import WebAnswerGuard
 
 if TYPE_CHECKING:
     from supportdesk.settings import Settings
@@ -75,7 +89,10 @@ DEFAULT_POLICY: dict[str, Any] = {
     "bm25_weight": 0.0,
     "calibration_negative_weight": 0.3,
     "calibration_target_tnr": None,
+    "max_wrong_answer_rate": None,
+    "oos_share": 0.5,
     "top_k": 5,
+    "retrieval_top_k": 50,
     "web_search": True,
     "web_top_k": 5,
     "web_answer_decided_by": "llm",
@@ -138,6 +155,12 @@ class FAQPipeline:
     :param cache_dir: where embeddings and calibration are cached (e.g. ``settings.home / "cache"``).
     :param config_dir: override folder for routes.yaml and prompts_rag.yaml.
     :param company: the company name the prompts use (default: the KB's, faq.yaml ``company``).
+    :param max_wrong: the ceiling on the estimated wrong-answer rate the KB calibration keeps
+        (default: the policy's ``max_wrong_answer_rate``, else 0.10; ``settings.max_wrong_answer_rate``
+        in :func:`build_faq_pipeline`).
+    :param calibration_file: an operator calibration (``supportdesk calibrate``); used when it was fitted
+        on this KB, else ignored with a warning. Precedence: ``threshold``, the policy's ``threshold``,
+        this file, the KB's own risk-controlled calibration.
     """
 
     def __init__(
@@ -151,6 +174,8 @@ class FAQPipeline:
         cache_dir: Path | None = None,
         config_dir: Path | None = None,
         company: str | None = None,
+        max_wrong: float | None = None,
+        calibration_file: Path | None = None,
     ) -> None:
         self.kb = kb
         self.model = model
@@ -159,15 +184,28 @@ class FAQPipeline:
         self.company = company or kb.company
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.params = ScoringParams(head_weight=float(self.policy["head_weight"]))
+        if max_wrong is None:
+            configured = self.policy.get("max_wrong_answer_rate")
+            max_wrong = DEFAULT_MAX_WRONG if configured is None else float(configured)
+        self.max_wrong = float(max_wrong)
         started = time.perf_counter()
         self._build_index()
         explicit = threshold if threshold is not None else self.policy.get("threshold")
         self.calibration: dict[str, Any] | None = None
-        self.threshold: float = float(explicit) if explicit is not None else self._calibrated_threshold()
-        self.retrieval = self._retrieval_pipeline(config_dir)
-        self.judge = self._llm_pipeline("faq_judge", FAQAnswer, "judge", config_dir, with_search=False)
+        operator = None if explicit is not None else self._operator_calibration(calibration_file)
+        if explicit is not None:
+            self.threshold: float = float(explicit)
+        elif operator is not None:
+            self.calibration, self.threshold = operator, float(operator["threshold"])
+        else:
+            self.threshold = self._calibrated_threshold()
+        self.store = FAQDocumentStore.from_texts(self._texts, self._vectors, [self.entry_ids[int(o)] for o in self._owners])
+        self.config_dir = config_dir
+        self.retrieval = self._load_or_build("retrieval", lambda: self._retrieval_pipeline(config_dir))
+        self.threshold = float(self.retrieval.get_component("gate").threshold)  # an edited YAML may set it
+        self.judge = self._load_or_build("judge", lambda: self._judge_pipeline(config_dir))
         self.web = (
-            self._llm_pipeline("web_answer", WebAnswer, "web", config_dir, with_search=True)
+            self._load_or_build("web", lambda: self._web_pipeline(config_dir))
             if web_search is not None and self.policy["web_search"] else None
         )
         self.build_s = time.perf_counter() - started
@@ -179,7 +217,8 @@ class FAQPipeline:
         from supportdesk.rag._minilm import get_encoder
 
         blob = json.dumps([get_encoder().model_id, self.kb.fingerprint(), self.params.__dict__,
-                           self.policy["calibration_negative_weight"], self.policy["calibration_target_tnr"]],
+                           self.policy["calibration_negative_weight"], self.policy["calibration_target_tnr"],
+                           "risk-v1", self.max_wrong, self.policy["oos_share"]],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -219,12 +258,15 @@ class FAQPipeline:
                 return float(self.calibration["threshold"])
             except (OSError, ValueError, KeyError) as exc:
                 logger.warning("ignoring calibration cache %s: %s", path, exc)
-        # Calibrate on the real entries only: escalation examples are not an answerable entry.
+        # Calibrate on the real entries; the escalation examples join every fold as at run time.
         real = self._owners < len(self.kb)
         target = self.policy["calibration_target_tnr"]
+        escalate = self._vectors[~real] if (~real).any() else None
         report = calibrate(self._vectors[real], self._owners[real], len(self.kb), params=self.params,
                            negative_weight=float(self.policy["calibration_negative_weight"]),
-                           target_tnr=None if target is None else float(target))
+                           target_tnr=None if target is None else float(target),
+                           max_wrong=self.max_wrong if target is None else None,
+                           oos_share=float(self.policy["oos_share"]), escalate=escalate)
         self.calibration = dict(report.__dict__)
         if path is not None:
             try:  # temp file + os.replace: concurrent writers never leave a torn file
@@ -233,23 +275,72 @@ class FAQPipeline:
                 logger.warning("could not write calibration cache %s: %s", path, exc)
         return report.threshold
 
+    def _operator_calibration(self, path: Path | None) -> dict[str, Any] | None:
+        """The operator's calibration file when it exists and was fitted on this KB (see
+        :func:`supportdesk.eval.calibrate.write_calibration`), else ``None``."""
+        if path is None or not Path(path).is_file():
+            return None
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            threshold = float(data["threshold"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring calibration file %s: %s", path, exc)
+            return None
+        if data.get("kb_fingerprint") != self.kb.fingerprint():
+            logger.warning("ignoring calibration file %s: fitted on another knowledge base", path)
+            return None
+        logger.info("answer threshold %.4f from the operator calibration %s", threshold, path)
+        return {**data, "threshold": threshold, "source": str(path)}
+
+    # Pipelines: built here from policy and config, or loaded from ``<config_dir>/pipelines/<name>.yaml``
+    # (what ``supportdesk pipelines dump`` writes); components a stage reads by name must be there.
+    _REQUIRED = {"retrieval": ("embedder", "embedding_retriever", "scorer", "gate", "router"),
+                 "judge": ("prompt", "generator", "parser", "router"),
+                 "web": ("prompt", "generator", "parser", "router")}
+
+    def _load_or_build(self, name: str, build: Any) -> Pipeline:
+        path = self.config_dir / "pipelines" / f"{name}.yaml" if self.config_dir is not None else None
+        with bind(faq=self, model=self.model):
+            if path is None or not path.is_file():
+                return build()
+            try:
+                pipe = Pipeline.loads(path.read_text(encoding="utf-8"), allowed_modules=ALLOWED_MODULES)
+            except Exception as exc:
+                raise ConfigError(f"{path}: not a loadable pipeline: {_root(exc)}") from exc
+        missing = [c for c in self._REQUIRED[name] if c not in pipe.graph.nodes]
+        if missing:
+            raise ConfigError(f"{path}: the {name} pipeline needs components {missing}")
+        logger.info("%s pipeline loaded from %s", name, path)
+        return pipe
+
+    def pipelines(self) -> dict[str, Pipeline]:
+        """Every pipeline of the stage by name (the web one even when the fallback is off), for dumping."""
+        with bind(faq=self, model=self.model):
+            web = self.web if self.web is not None else self._web_pipeline(self.config_dir)
+        return {"retrieval": self.retrieval, "judge": self.judge, "web": web}
+
+    def _judge_pipeline(self, config_dir: Path | None) -> Pipeline:
+        return self._llm_pipeline("faq_judge", FAQAnswer, "judge", config_dir, with_search=False)
+
+    def _web_pipeline(self, config_dir: Path | None) -> Pipeline:
+        return self._llm_pipeline("web_answer", WebAnswer, "web", config_dir, with_search=True)
+
     def _retrieval_pipeline(self, config_dir: Path | None) -> Pipeline:
-        store = InMemoryDocumentStore(embedding_similarity_function="cosine")
-        store.write_documents([
-            Document(content=text, embedding=vec.tolist(), meta={"entry_id": self.entry_ids[int(owner)]})
-            for text, vec, owner in zip(self._texts, self._vectors, self._owners, strict=True)
-        ])
+        # The embedding retriever shortlists texts; the scorer re-ranks their entries with the fused score.
+        store = self.store
         top_k = int(self.policy["top_k"])
         pipe = Pipeline()
         pipe.add_component("embedder", MiniLMTextEmbedder())
-        pipe.add_component("embedding_retriever", InMemoryEmbeddingRetriever(store, top_k=top_k))
-        pipe.add_component("scorer", EntryScorer(self.index, self.entry_ids, top_k=max(top_k, 5),
-                                                 bm25_weight=float(self.policy["bm25_weight"])))
+        pipe.add_component("embedding_retriever",
+                           InMemoryEmbeddingRetriever(store, top_k=max(int(self.policy["retrieval_top_k"]), top_k)))
+        pipe.add_component("scorer", EntryScorer(top_k=max(top_k, 5), bm25_weight=float(self.policy["bm25_weight"]),
+                                                 index=self.index, entry_ids=self.entry_ids))
         pipe.add_component("gate", AnswerGate(self.kb, self.threshold, str(self.policy["answer_decided_by"]),
                                               float(self.policy["judge_margin"]), int(self.policy["judge_top_n"])))
         pipe.add_component("router", ConditionalRouter(_routes("faq", config_dir)))
         pipe.connect("embedder.embedding", "embedding_retriever.query_embedding")
         pipe.connect("embedder.embedding", "scorer.query_embedding")
+        pipe.connect("embedding_retriever.documents", "scorer.documents")
         if float(self.policy["bm25_weight"]) > 0:
             pipe.add_component("bm25_retriever", InMemoryBM25Retriever(store, top_k=4 * top_k))
             pipe.connect("bm25_retriever.documents", "scorer.bm25_documents")
@@ -270,7 +361,6 @@ class FAQPipeline:
         pipe.connect("prompt.prompt", "generator.messages")
         pipe.connect("prompt.prompt", "parser.messages")
         pipe.connect("generator.replies", "parser.replies")
-        pipe.connect("generator.completions", "parser.completions")
         pipe.connect("parser.decision", "router.decision")
         return pipe
 
@@ -292,9 +382,11 @@ class FAQPipeline:
         return result
 
     def _run(self, query: str) -> RAGResult:
-        data: dict[str, Any] = {"embedder": {"text": query}}
+        # Retrieval reads the request without its directive sentences (supportdesk._guardrails).
+        request = request_text(query, self.config_dir)
+        data: dict[str, Any] = {"embedder": {"text": request}}
         if "bm25_retriever" in self.retrieval.graph.nodes:
-            data["bm25_retriever"] = {"query": query}
+            data["bm25_retriever"] = {"query": request}
         out = self.retrieval.run(data, include_outputs_from={"scorer"})
         candidates = out["scorer"]["candidates"]
         top = [(c["entry_id"], round(c["score"], 6)) for c in candidates if c["entry_id"] != ESCALATE_ID]
@@ -335,26 +427,64 @@ class FAQPipeline:
         usage = _usage(out["parser"]["completions"], "faq_judge")
         routed = out["router"]
         route = next(iter(routed))
-        judged = routed[route]
+        route, judged = self._guard_judgement(query, decision, route, routed[route], allowed)
         return route, judged, usage, str(judged.get("reason") or "the model found no FAQ answer")
 
+    def _guard_judgement(self, query: str, decision: dict[str, Any], route: str, judged: dict[str, Any],
+                         allowed: list[str]) -> tuple[str, dict[str, Any]]:
+        """Code's bounds on the judge (supportdesk._guardrails): the model picks, code speaks.
+
+        The customer reads the chosen entry's own text, never the model's words; the entry must be one
+        code retrieved; and when the query carries directive markers, the model may only confirm code's
+        top entry or decline (escalating is always safe): any other pick gives way to code's gate, as
+        under the ``code`` policy (the top entry when its score reaches the threshold, else no FAQ answer).
+        """
+        if route == "answered" and judged.get("entry_id") not in allowed:
+            return "web", {"verdict": "no_answer", "reason": "the model named an entry code did not retrieve"}
+        markers = injection_markers(query, self.config_dir)
+        if markers and route == "answered" and allowed and judged.get("entry_id") != allowed[0]:
+            score = float(decision.get("score") or 0.0)
+            if allowed and score >= self.threshold:
+                top = allowed[0]
+                judged, route = {"verdict": "answer", "entry_id": top,
+                                 "reason": f"directive markers ({', '.join(markers)}): code's FAQ match "
+                                           f"{score:.3f} >= threshold {self.threshold:.3f}"}, "answered"
+            else:
+                judged, route = {"verdict": "no_answer",
+                                 "reason": f"directive markers ({', '.join(markers)}): code's best FAQ score "
+                                           f"{score:.3f} is below threshold {self.threshold:.3f}"}, "web"
+            logger.info("FAQ judge guardrail: %s", judged["reason"])
+        if route == "answered":
+            judged = {**judged, "answer": self.kb.get(judged["entry_id"]).answer}
+        return route, judged
+
     def _web(self, query: str, reason: str, usage: list[TokenUsage], base: dict[str, Any]) -> RAGResult:
+        """The web fallback. Results come only from the operator's domains (the search drops the rest),
+        results carrying instructions are dropped, and the customer never reads a result's text: under
+        ``code`` our own sentence with the link (``web_reply`` in prompts_rag.yaml), under ``llm`` the
+        model's answer once it passes :class:`WebAnswerGuard` (``web_reply_checked``); else escalate."""
         if self.web is None or self.web_search is None:
             return RAGResult(route="escalated", reason=f"{reason}; web search not configured", completions=usage, **base)
-        if not self.web_search.enabled:
+        off = self.web_search.disabled_reason
+        if off is not None:
             self.web_search.run(query=query)  # logs the reason once
-            return RAGResult(route="escalated", reason=f"{reason}; web search skipped: {DISABLED_REASON}",
-                             completions=usage, **base)
+            return RAGResult(route="escalated", reason=f"{reason}; web search skipped: {off}", completions=usage, **base)
         try:
-            documents = self.web_search.run(query=query)["documents"]
+            searched = self.web_search.run(query=query)
         except WebSearchError as exc:
             logger.warning("web search failed: %s", exc)
             return RAGResult(route="escalated", web_searched=True, completions=usage,
                              reason=f"{reason}; web search failed: {exc}", **base)
+        if not searched.get("query"):
+            return RAGResult(route="escalated", completions=usage, **base,
+                             reason=f"{reason}; web search skipped: nothing left to search without personal data")
+        guard = WebAnswerGuard(self.web_search.allowed_domains, config_dir=self.config_dir)
+        documents = guard.screen(searched["documents"])
         if not documents:
             # Nothing to ground an answer on: the model is not asked.
+            found = "no results" if not searched["documents"] else "only results that carry instructions"
             return RAGResult(route="escalated", web_searched=True, completions=usage,
-                             reason=f"{reason}; the web search found no results", **base)
+                             reason=f"{reason}; the web search found {found}", **base)
         if self.policy["web_answer_decided_by"] == "code":
             return self._web_by_similarity(query, documents, reason, usage, base)
         out, failure = _run_llm_pipeline(self.web, {
@@ -368,20 +498,26 @@ class FAQPipeline:
                              reason=f"{reason}; web answer failed: {failure}", **base)
         usage = usage + _usage(out.get("parser", {}).get("completions", []), "web_answer")
         routed = out["router"]
-        if "answered" in routed:
-            decision = routed["answered"]
-            return RAGResult(route="answered", answer=decision["answer"], sources=[decision["url"]],
-                             web_searched=True, reason=f"{reason}; {decision['reason']}", completions=usage, **base)
-        decision = routed.get("escalate", {})
-        return RAGResult(route="escalated", web_searched=True, completions=usage,
-                         reason=f"{reason}; {decision.get('reason', 'no web answer')}", **base)
-
+        if "answered" not in routed:
+            decision = routed.get("escalate", {})
+            return RAGResult(route="escalated", web_searched=True, completions=usage,
+                             reason=f"{reason}; {decision.get('reason', 'no web answer')}", **base)
+        decision = routed["answered"]
+        url = str(decision["url"])
+        checked = guard.run(answer=str(decision.get("answer") or ""), documents=documents)
+        if not checked["passed"]:
+            return RAGResult(route="escalated", web_searched=True, completions=usage, **base,
+                             reason=f"{reason}; the web answer failed the output check: {'; '.join(checked['problems'])}")
+        answer = _web_reply(self.config_dir, "web_reply_checked", answer=" ".join(str(decision["answer"]).split()),
+                            url=url, domain=_host(url))
+        return RAGResult(route="answered", answer=answer, sources=[url], web_searched=True,
+                         reason=f"{reason}; {decision['reason']}; output check passed", completions=usage, **base)
 
     def _web_by_similarity(
         self, query: str, documents: list[Any], reason: str, usage: list[TokenUsage], base: dict[str, Any]
     ) -> RAGResult:
         """Code picks the web result: the one whose title and snippet are most similar to the query,
-        if similar enough. Its snippet is quoted with its URL (untrusted text, never followed)."""
+        if similar enough. The customer reads our own sentence with its link (``web_reply``), never its text."""
         from supportdesk.rag._minilm import get_encoder
 
         texts = [f"{d.meta.get('title', '')}. {d.content}" for d in documents]
@@ -392,10 +528,32 @@ class FAQPipeline:
             return RAGResult(route="escalated", web_searched=True, completions=usage, **base,
                              reason=f"{reason}; no web result is close enough ({float(similarities[best]):.2f})")
         doc = documents[best]
-        title = doc.meta.get("title") or doc.meta.get("url", "")
-        return RAGResult(route="answered", answer=f"From {title}: {doc.content}", sources=[doc.meta["url"]],
-                         web_searched=True, completions=usage, **base,
+        url = str(doc.meta["url"])
+        title = " ".join(str(doc.meta.get("title") or "").split())[:100]
+        answer = _web_reply(self.config_dir, "web_reply", url=url, domain=_host(url), title=title)
+        return RAGResult(route="answered", answer=answer, sources=[url], web_searched=True, completions=usage, **base,
                          reason=f"{reason}; web result {best + 1} matches ({float(similarities[best]):.2f})")
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _web_reply(config_dir: Path | None, name: str, **values: str) -> str:
+    """Our sentence around a web source: template ``name`` of prompts_rag.yaml (Jinja, sandboxed)."""
+    template = _reply_templates(config_dir).get(name)
+    if not isinstance(template, str) or not template.strip():
+        raise ConfigError(f"prompts_rag.yaml: missing reply template {name!r}")
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    try:
+        return env.from_string(template).render(**values).strip()
+    except Exception as exc:  # an unknown variable or broken syntax in an edited template
+        raise ConfigError(f"prompts_rag.yaml: reply template {name!r} does not render: {exc}") from exc
+
+
+def _reply_templates(config_dir: Path | None) -> dict[str, Any]:
+    data = load_yaml("prompts_rag.yaml", config_dir)
+    return data if isinstance(data, dict) else {}
 
 
 def _run_llm_pipeline(pipeline: Pipeline, data: dict[str, Any]) -> tuple[dict[str, Any], LLMError | None]:
@@ -429,21 +587,31 @@ def build_faq_pipeline(
 
     * the KB: ``kb``, else config/faq.yaml (``settings.config_dir`` overrides the packaged file);
     * the policy: the ``rag`` section of ``settings.decision_policy or kind`` in policies.yaml;
-    * the web search: ``web_search``, else :class:`SerperWebSearch` from ``settings.serper_*``
-      (without a key the fallback is skipped with a logged reason and no socket is opened);
+    * the web search: ``web_search``, else :class:`SerperWebSearch` from ``settings.serper_*`` and
+      ``settings.web_allowed_domains`` (without a key or without allowed domains the fallback is
+      skipped with a logged reason and no socket is opened);
     * caches (embeddings, head, calibration) under ``settings.home / "cache"``.
     """
     config_dir = settings.config_dir
     policy = load_rag_policy(settings.decision_policy or kind, config_dir)
     if kb is None:
         kb = KnowledgeBase.from_config(config_dir)
+    kb = screened_knowledge_base(kb, config_dir)  # a poisoned FAQ never speaks injected instructions
     if web_search is None:
         web_search = SerperWebSearch(
             api_key=settings.serper_api_key,
+            allowed_domains=settings.web_allowed_domains,
             url=settings.serper_url,
             timeout_s=settings.serper_timeout_s,
             top_k=int(policy["web_top_k"]),
         )
-    if not web_search.enabled and policy["web_search"]:
-        logger.info("FAQ web fallback off: %s", DISABLED_REASON)
-    return FAQPipeline(kb, model, web_search, policy, cache_dir=Path(settings.home) / "cache", config_dir=config_dir)
+    if web_search.disabled_reason is not None and policy["web_search"]:
+        logger.info("FAQ web fallback off: %s", web_search.disabled_reason)
+    return FAQPipeline(kb, model, web_search, policy, cache_dir=Path(settings.home) / "cache", config_dir=config_dir,
+                       max_wrong=_max_wrong(policy, settings), calibration_file=settings.resolved_calibration_file)
+
+
+def _max_wrong(policy: dict[str, Any], settings: Settings) -> float:
+    """The policy's ``max_wrong_answer_rate`` when set, else ``settings.max_wrong_answer_rate``."""
+    configured = policy.get("max_wrong_answer_rate")
+    return float(configured) if configured is not None else float(settings.max_wrong_answer_rate)

@@ -12,17 +12,20 @@ against every entry with three signals, fused into one number per entry:
 compared with a threshold calibrated on the KB itself by cross-fitting (:func:`calibrate`): in each
 fold some entries are held out entirely and some texts of the remaining entries are held out; held-out
 texts of known entries are positives, texts of held-out entries are negatives (they look like
-plausible questions the KB cannot answer). The threshold either is the lowest that escalates a target
-share of those negatives (``target_tnr``, what the embedded policy uses: it needs no paraphrases) or
-maximises ``TPR + w * TNR`` (class-balanced rates; ``w`` down-weights these deliberately hard
-negatives), see :func:`calibrate`.
+plausible questions the KB cannot answer). The default threshold is **risk-controlled** (``max_wrong``, what both policies use): the lowest
+threshold whose estimated wrong-answer rate (answered but wrong, over answered) stays at or below
+``max_wrong`` on a mix of ``1 - oos_share`` held-out texts (wrong when their top entry is another
+one) and ``oos_share`` texts of held-out entries (always wrong when answered), see
+:func:`risk_controlled_threshold`. Older rules remain: the lowest threshold that escalates a target
+share of the negatives (``target_tnr``) or the maximum of ``TPR + w * TNR``.
 No test data is ever used.
 
 Usage::
 
     index = EntryIndex.build(vectors, owners, entry_ids)     # vectors: (n, 384) unit rows
     scores = index.score(query_vectors)                       # (q, n_entries)
-    report = calibrate(vectors, owners, len(entry_ids))      # CalibrationReport(threshold=0.58, ...)
+    report = calibrate(vectors, owners, len(entry_ids), max_wrong=0.1)   # CalibrationReport(threshold=0.71, ...)
+    report.estimated_wrong_rate, report.estimated_coverage                # on the KB's own cross-fit mix
 """
 
 from __future__ import annotations
@@ -33,13 +36,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "DEFAULT_MAX_WRONG",
+    "DEFAULT_OOS_SHARE",
     "CalibrationReport",
     "EntryIndex",
     "ScoringParams",
     "calibrate",
     "calibration_scores",
+    "risk_controlled_threshold",
+    "risk_coverage",
     "train_linear_head",
 ]
+
+#: Default ceiling on the estimated wrong-answer rate (answered but wrong, over answered).
+DEFAULT_MAX_WRONG = 0.10
+#: Share of out-of-scope queries assumed when the wrong-answer rate is estimated on the KB itself:
+#: on real traffic half or more of what customers type matches no FAQ entry.
+DEFAULT_OOS_SHARE = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +158,26 @@ class EntryIndex:
     def score(self, queries: np.ndarray) -> np.ndarray:
         """Fused score per (query, entry): higher is better; comparable with the calibrated threshold."""
         s = self.signals(queries)
-        head = np.maximum(s["logprob"], self.params.logprob_floor) if self.head_w is not None else 0.0
-        return (s["maxcos"] + s["centroid"]) / 2.0 + self.params.head_weight * head
+        return self._fuse(s["maxcos"], s["centroid"], s["logprob"])
+
+    def score_candidates(self, query: np.ndarray, entries: np.ndarray, maxcos: np.ndarray) -> np.ndarray:
+        """Fused scores of the ``entries`` (indices) a retriever found for one ``query`` vector, given each
+        entry's best text similarity ``maxcos`` (the retriever's score): the same numbers as :meth:`score`
+        for those entries, without scanning every text."""
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        entries = np.asarray(entries, dtype=np.int64)
+        centroid = self.centroids[entries] @ query
+        if self.head_w is not None and self.head_b is not None:
+            logits = (query * self.params.head_scale) @ self.head_w + self.head_b
+            logits -= logits.max()
+            logprob = (logits - np.log(np.exp(logits).sum()))[entries]
+        else:
+            logprob = np.zeros(len(entries), dtype=np.float32)
+        return self._fuse(np.asarray(maxcos, dtype=np.float32), centroid, logprob.astype(np.float32))
+
+    def _fuse(self, maxcos: np.ndarray, centroid: np.ndarray, logprob: np.ndarray) -> np.ndarray:
+        head = np.maximum(logprob, self.params.logprob_floor) if self.head_w is not None else 0.0
+        return (maxcos + centroid) / 2.0 + self.params.head_weight * head
 
 
 @dataclass(frozen=True)
@@ -160,6 +191,10 @@ class CalibrationReport:
     positives: int
     negatives: int
     method: str = "cross-fit: held-out texts vs held-out entries, class-balanced rates"
+    estimated_wrong_rate: float | None = None
+    estimated_coverage: float | None = None
+    max_wrong: float | None = None
+    oos_share: float | None = None
 
 
 def _best_threshold(pos: np.ndarray, neg: np.ndarray, negative_weight: float) -> tuple[float, float, float, float]:
@@ -190,6 +225,9 @@ class CalibrationScores:
     positives_right: np.ndarray
     held_out_entries: np.ndarray
     extra_negatives: np.ndarray
+    positives_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    held_out_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    escalate_held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
 
 def _threshold_at_tnr(pos: np.ndarray, neg: np.ndarray, target_tnr: float) -> tuple[float, float, float, float]:
@@ -220,6 +258,7 @@ def calibration_scores(
     max_texts: int = 6000,
     seed: int = 0,
     extra_negatives: np.ndarray | None = None,
+    escalate: np.ndarray | None = None,
 ) -> CalibrationScores:
     """Cross-fitted top scores of the KB's own texts (see :class:`CalibrationScores`).
 
@@ -227,6 +266,8 @@ def calibration_scores(
     out; a held-out text of a known entry is a positive (its top score, and whether the top entry is
     its own), a text of a held-out entry a negative. ``extra_negatives`` (vectors of queries that must escalate,
     e.g. the KB's escalation examples) are scored by every fold's index; their scores come third.
+    ``escalate`` (vectors of the KB's escalation examples) joins every fold's index as one more
+    entry, as at run time: a held-out text whose top entry is that one escalates (score ``-inf``).
     """
     owners = np.asarray(owners, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -244,8 +285,13 @@ def calibration_scores(
         budget[rng.choice(n, size=max_texts, replace=False)] = True
     pos_scores: list[np.ndarray] = []
     pos_right: list[np.ndarray] = []
+    pos_entry: list[np.ndarray] = []
     neg_scores: list[np.ndarray] = []
+    neg_entry: list[np.ndarray] = []
     extra_scores: list[np.ndarray] = []
+    esc_scores: list[np.ndarray] = []
+    n_esc = 0 if escalate is None else len(escalate)
+    esc_fold = rng.permutation(n_esc) % folds if n_esc >= folds else np.full(n_esc, -1)
     for f in range(folds):
         held_entry = entry_fold[owners] == f
         held_text = (text_fold == f) & ~held_entry
@@ -255,24 +301,169 @@ def calibration_scores(
             continue
         remap = -np.ones(n_entries, dtype=np.int64)
         remap[kept] = np.arange(kept.size)
-        index = EntryIndex.build(vectors[train], remap[owners[train]], kept.size, params)
+        fold_vectors, fold_owners, fold_n = vectors[train], remap[owners[train]], kept.size
+        if n_esc:  # the escalation pseudo-entry, without this fold's held-out examples
+            kept_esc = escalate[esc_fold != f]
+            fold_vectors = np.vstack([fold_vectors, kept_esc])
+            fold_owners = np.concatenate([fold_owners, np.full(len(kept_esc), fold_n, dtype=np.int64)])
+            fold_n += 1
+        index = EntryIndex.build(fold_vectors, fold_owners, fold_n, params)
         pos_rows = np.flatnonzero(held_text & budget & (remap[owners] >= 0))
         neg_rows = np.flatnonzero(held_entry & budget)
+
+        def top(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            scored = index.score(queries)
+            best = scored.argmax(axis=1)
+            return np.where(best == kept.size, -np.inf, scored.max(axis=1)).astype(np.float32), best
+
         if pos_rows.size:
-            scored = index.score(vectors[pos_rows])
-            pos_scores.append(scored.max(axis=1))
-            pos_right.append(scored.argmax(axis=1) == remap[owners[pos_rows]])
+            best_score, best = top(vectors[pos_rows])
+            pos_scores.append(best_score)
+            pos_right.append(best == remap[owners[pos_rows]])
+            pos_entry.append(owners[pos_rows])
         if neg_rows.size:
-            neg_scores.append(index.score(vectors[neg_rows]).max(axis=1))
+            neg_scores.append(top(vectors[neg_rows])[0])
+            neg_entry.append(owners[neg_rows])
+        if n_esc and (esc_fold == f).any():
+            esc_scores.append(top(escalate[esc_fold == f])[0])
         if extra_negatives is not None and len(extra_negatives):
             extra_scores.append(index.score(extra_negatives).max(axis=1))
     if not neg_scores:
         raise ValueError("calibration needs at least 2 entries")
-    extra = np.concatenate(extra_scores) if extra_scores else np.zeros(0, dtype=np.float32)
     empty = np.zeros(0, dtype=np.float32)
-    return CalibrationScores(np.concatenate(pos_scores) if pos_scores else empty,
-                             np.concatenate(pos_right) if pos_right else np.zeros(0, dtype=bool),
-                             np.concatenate(neg_scores), extra)
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
+    return CalibrationScores(cat(pos_scores, np.float32), cat(pos_right, bool), np.concatenate(neg_scores),
+                             cat(extra_scores, np.float32) if extra_scores else empty,
+                             cat(pos_entry, np.int64), cat(neg_entry, np.int64), cat(esc_scores, np.float32))
+
+
+def _mixture_rates(pos_at: np.ndarray, pos_right: np.ndarray, neg_at: np.ndarray, esc_at: np.ndarray,
+                   w_pos: np.ndarray, w_neg: np.ndarray, w_esc: np.ndarray, oos_share: float,
+                   near_share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rates for ``B`` weightings (rows of ``w_*``) at ``T`` thresholds (rows of ``*_at``: answered?)."""
+    def share(weights: np.ndarray, answered: np.ndarray) -> np.ndarray:  # (B, T)
+        total = weights.sum(axis=1, keepdims=True)
+        return np.divide(weights @ answered.T.astype(np.float64), total, out=np.zeros((weights.shape[0],
+                         answered.shape[0])), where=total > 0)
+
+    has_neg = neg_at.shape[1] > 0
+    has_esc = esc_at.shape[1] > 0
+    pi = oos_share if (has_neg or has_esc) else 0.0
+    near = near_share if has_esc else 1.0
+    if pos_at.shape[1]:
+        answered_pos, wrong_pos = share(w_pos, pos_at), share(w_pos, pos_at & ~pos_right[None, :])
+    else:  # no held-out texts: assume in-scope queries are all answered, and rightly
+        answered_pos = np.ones((w_neg.shape[0], neg_at.shape[0]))
+        wrong_pos = np.zeros_like(answered_pos)
+    oos = near * share(w_neg, neg_at) if has_neg else 0.0
+    if has_esc:
+        oos = oos + (1 - near) * share(w_esc, esc_at)
+    coverage = (1 - pi) * answered_pos + pi * oos
+    wrong = (1 - pi) * wrong_pos + pi * oos
+    rate = np.divide(wrong, coverage, out=np.zeros_like(wrong), where=coverage > 0)
+    count = pos_at.sum(axis=1) + neg_at.sum(axis=1) + esc_at.sum(axis=1)
+    return rate, coverage, count
+
+
+def risk_controlled_threshold(
+    pos: np.ndarray,
+    pos_right: np.ndarray,
+    neg: np.ndarray,
+    *,
+    max_wrong: float = DEFAULT_MAX_WRONG,
+    oos_share: float = DEFAULT_OOS_SHARE,
+    min_answered: int = 20,
+    escalate_neg: np.ndarray | None = None,
+    near_share: float = 0.5,
+    pos_groups: np.ndarray | None = None,
+    neg_groups: np.ndarray | None = None,
+    confidence: float | None = 0.9,
+    n_boot: int = 200,
+    max_candidates: int = 400,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """The lowest threshold whose estimated wrong-answer rate stays at or below ``max_wrong``.
+
+    The estimate mixes the cross-fitted scores as traffic with ``oos_share`` out-of-scope queries:
+    ``wrong(t) = (1 - s) * P(pos >= t and its top entry is wrong) + s * P(oos >= t)``, divided by
+    ``coverage(t) = (1 - s) * P(pos >= t) + s * P(oos >= t)``. The out-of-scope scores are the texts
+    of held-out entries (``neg``, near out-of-scope: topics next to the KB's); when the KB has at
+    least 10 escalation examples (``escalate_neg``: their held-out scores, the operator's own examples
+    of traffic to escalate), they make up ``1 - near_share`` of the out-of-scope mass.
+
+    With ``confidence`` the rate is its one-sided upper bound: the ``confidence`` quantile over
+    ``n_boot`` bootstrap resamples of the *entries* (``pos_groups``/``neg_groups``: the entry of each
+    score; texts of one entry are not independent, so a KB of 14 entries is 14 samples, not 300).
+    Small KBs thus get a more cautious threshold than large ones. Going down from the highest score,
+    the threshold stops before the first point (with at least ``min_answered`` samples answered) whose
+    rate exceeds ``max_wrong``. Without positives (one text per entry) in-scope queries are assumed
+    answered rightly. Returns ``(threshold, estimated wrong-answer rate, estimated coverage)`` (point
+    estimates at the threshold); when no threshold qualifies it is above every score.
+    """
+    if not 0.0 < max_wrong < 1.0:
+        raise ValueError(f"max_wrong must lie in (0, 1), not {max_wrong}")
+    if not 0.0 <= oos_share < 1.0:
+        raise ValueError(f"oos_share must lie in [0, 1), not {oos_share}")
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    pos_right = np.asarray(pos_right, dtype=bool)
+    esc = np.asarray(escalate_neg if escalate_neg is not None else [], dtype=np.float64)
+    if esc.size < 10:
+        esc = np.zeros(0)
+    finite = np.concatenate([pos[np.isfinite(pos)], neg[np.isfinite(neg)], esc[np.isfinite(esc)]])
+    if not finite.size:
+        raise ValueError("calibration needs scores")
+    candidates = np.unique(finite)[::-1]  # high to low
+    if candidates.size > max_candidates:
+        candidates = np.unique(np.quantile(finite, np.linspace(1, 0, max_candidates)))[::-1]
+    pos_at = pos[None, :] >= candidates[:, None]
+    neg_at = neg[None, :] >= candidates[:, None]
+    esc_at = esc[None, :] >= candidates[:, None]
+    ones = (np.ones((1, pos.size)), np.ones((1, neg.size)), np.ones((1, esc.size)))
+    rate, coverage, count = _mixture_rates(pos_at, pos_right, neg_at, esc_at, *ones, oos_share, near_share)
+    rate, coverage = rate[0], coverage[0]
+    bound = rate
+    if confidence is not None:
+        rng = np.random.default_rng(seed)
+        pg = np.asarray(pos_groups if pos_groups is not None else np.arange(pos.size), dtype=np.int64)
+        ng = np.asarray(neg_groups if neg_groups is not None else pos.size + np.arange(neg.size), dtype=np.int64)
+        groups, inverse = np.unique(np.concatenate([pg, ng]), return_inverse=True)
+        picks = rng.integers(0, groups.size, size=(n_boot, groups.size))
+        multiplicity = np.zeros((n_boot, groups.size))
+        np.add.at(multiplicity, (np.arange(n_boot)[:, None], picks), 1.0)
+        w_pos, w_neg = multiplicity[:, inverse[: pos.size]], multiplicity[:, inverse[pos.size:]]
+        w_esc = rng.multinomial(esc.size, np.full(esc.size, 1 / esc.size), size=n_boot).astype(float) \
+            if esc.size else np.ones((n_boot, 0))
+        boot, _, _ = _mixture_rates(pos_at, pos_right, neg_at, esc_at, w_pos, w_neg, w_esc, oos_share, near_share)
+        bound = np.quantile(boot, confidence, axis=0)
+    violated = np.flatnonzero((bound > max_wrong) & (count >= min_answered))
+    stop = int(violated[0]) if violated.size else candidates.size
+    if stop == 0:
+        return float(candidates[0]) + 1e-6, 0.0, 0.0
+    chosen = stop - 1  # the threshold is that score itself: the estimate holds exactly there
+    return float(candidates[chosen]), float(rate[chosen]), float(coverage[chosen])
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The risk-coverage curve of answering the most confident cases first, and its area (AURC).
+
+    ``correct[i]``: case ``i`` would be right if answered. Returns ``(coverage, risk, aurc)`` where
+    ``risk[j]`` is the error rate among the ``j + 1`` most confident cases; AURC is the mean risk
+    (lower is better; ties in confidence are taken together).
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    if not confidence.size:
+        return np.zeros(0), np.zeros(0), float("nan")
+    order = np.argsort(-confidence, kind="stable")
+    errors = np.cumsum(~correct[order])
+    counts = np.arange(1, confidence.size + 1)
+    ordered = confidence[order]
+    # ties: every case of a tied group is answered together (use the group's last index)
+    last = np.r_[np.flatnonzero(ordered[1:] != ordered[:-1]), confidence.size - 1]
+    group_end = last[np.searchsorted(last, np.arange(confidence.size))]
+    risk = errors[group_end] / counts[group_end]
+    return counts / confidence.size, risk, float(risk.mean())
 
 
 def calibrate(
@@ -285,9 +476,17 @@ def calibrate(
     max_texts: int = 6000,
     negative_weight: float = 0.3,
     target_tnr: float | None = None,
+    max_wrong: float | None = None,
+    oos_share: float = DEFAULT_OOS_SHARE,
+    escalate: np.ndarray | None = None,
     seed: int = 0,
 ) -> CalibrationReport:
-    """Calibrate the answer threshold on the KB itself (class-balanced, cross-fitted).
+    """Calibrate the answer threshold on the KB itself (cross-fitted).
+
+    With ``max_wrong`` (the default policies set it) the threshold is risk-controlled
+    (:func:`risk_controlled_threshold` with ``oos_share``); ``escalate``: the KB's escalation
+    examples, an extra entry of every fold's index as at run time. Otherwise ``target_tnr`` or the
+    class-balanced objective below decides.
 
     :param vectors: the KB's text embeddings; ``owners[i]`` is the entry of row ``i``.
     :param max_texts: subsample of texts used (for large KBs); the selection is seeded.
@@ -303,8 +502,20 @@ def calibrate(
         on its held-out entries alone.
     """
     scores = calibration_scores(vectors, owners, n_entries, params=params, folds=folds,
-                                max_texts=max_texts, seed=seed)
+                                max_texts=max_texts, seed=seed, escalate=escalate)
     pos, neg = scores.positives, scores.held_out_entries
+    if max_wrong is not None:
+        threshold, rate, coverage = risk_controlled_threshold(pos, scores.positives_right, neg,
+                                                              max_wrong=float(max_wrong), oos_share=float(oos_share))
+        tpr = float((pos >= threshold).mean()) if pos.size else float("nan")
+        tnr = float((neg < threshold).mean())
+        report = CalibrationReport(
+            threshold, (tpr + tnr) / 2.0 if pos.size else float("nan"), tpr, tnr, int(pos.size), int(neg.size),
+            f"cross-fit risk control: estimated wrong-answer rate <= {max_wrong:g} at {oos_share:g} out of scope",
+            rate, coverage, float(max_wrong), float(oos_share))
+        logger.info("calibrated answer threshold %.4f (estimated wrong-answer rate %.3f, coverage %.3f; "
+                    "%d pos / %d neg)", threshold, rate, coverage, pos.size, neg.size)
+        return report
     if target_tnr is not None:
         threshold, bal, tpr, tnr = _threshold_at_tnr(pos, neg, float(target_tnr))
         method = f"cross-fit: escalate >= {target_tnr:g} of held-out-entry texts, answer the rest"

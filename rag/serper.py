@@ -5,13 +5,27 @@
     from pydantic import SecretStr
     from supportdesk.rag.serper import SerperWebSearch
 
-    search = SerperWebSearch(api_key=SecretStr("..."), top_k=5)
-    out = search.run(query="nimbus notes export markdown")
-    out["links"]                       # ['https://...', ...]
+    search = SerperWebSearch(api_key=SecretStr("..."), allowed_domains="help.nimbusnotes.example", top_k=5)
+    out = search.run(query="I'm C-1001 (ana@example.com): nimbus notes export markdown")
+    out["query"]                       # 'I'm (): nimbus notes export markdown site:help.nimbusnotes.example'
+    out["links"]                       # ['https://help.nimbusnotes.example/...', ...]
     out["documents"][0].meta           # {'url': ..., 'title': ..., 'untrusted': True, 'rank': 1}
 
-Without an API key the component returns no results and logs why once: it never opens a socket.
-Results are untrusted third-party text; prompts must say so (see config/prompts_rag.yaml).
+The trust boundary of the web fallback:
+
+* **only the operator's domains**: the query carries ``site:`` terms for ``allowed_domains`` and every
+  result whose link is not an http(s) URL on one of them (or a subdomain) is dropped, whatever the
+  provider returns (:func:`supportdesk._domains.url_allowed`: look-alikes such as
+  ``example.com.evil.io``, user-info tricks and other schemes are refused);
+* **nothing personal leaves**: e-mail addresses, phone numbers, card numbers, IBANs, customer and
+  invoice ids and long digit runs are removed from the query first
+  (:func:`supportdesk._pii.scrub_search_query`); a query with nothing left is not sent;
+* without an API key or without allowed domains the component returns no results and logs why
+  once: it never opens a socket.
+
+Results are untrusted third-party text (control and zero-width characters removed); prompts must
+say so (see config/prompts_rag.yaml) and nothing of them reaches a customer verbatim (see
+:mod:`supportdesk.rag.pipeline`).
 """
 
 from __future__ import annotations
@@ -19,15 +33,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 from haystack import Document, component
 from pydantic import SecretStr
 
+from supportdesk._domains import parse_domains, url_allowed
+from supportdesk._pii import clean_text, scrub_search_query
 from supportdesk._retry import RETRYABLE_STATUS, send_with_retries
-from supportdesk.errors import WebSearchError
+from supportdesk.errors import ConfigError, WebSearchError
 
 __all__ = ["SerperWebSearch"]
 
@@ -36,6 +52,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "https://google.serper.dev/search"
 #: Why the component is off when it has no key (logged once, and put in the escalation reason).
 DISABLED_REASON = "no Serper API key (set SERPER_API_KEY)"
+#: Why the component is off when the operator allowed no domain.
+NO_DOMAINS_REASON = "no web domains allowed (set SUPPORTDESK_WEB_ALLOWED_DOMAINS)"
 
 
 @component
@@ -43,6 +61,8 @@ class SerperWebSearch:
     """Search the web with Serper's JSON API.
 
     :param api_key: the Serper key; ``None`` disables the component (empty results, no request).
+    :param allowed_domains: the domains results may come from (a comma-separated string or a list;
+        subdomains included); none disables the component. Invalid entries raise :class:`ConfigError`.
     :param url: the search endpoint.
     :param timeout_s: per-request timeout.
     :param max_retries: retries after 429, 5xx and transport timeouts/errors
@@ -58,6 +78,7 @@ class SerperWebSearch:
         self,
         api_key: SecretStr | None = None,
         *,
+        allowed_domains: str | Sequence[str] | None = None,
         url: str = DEFAULT_URL,
         timeout_s: float = 10.0,
         max_retries: int = 2,
@@ -68,6 +89,10 @@ class SerperWebSearch:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_key = api_key
+        try:
+            self.allowed_domains = parse_domains(allowed_domains)
+        except ValueError as exc:
+            raise ConfigError(f"SerperWebSearch allowed_domains: {exc}") from exc
         self.url = url
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -79,25 +104,48 @@ class SerperWebSearch:
         self._warned_disabled = False
 
     @property
+    def disabled_reason(self) -> str | None:
+        """Why the component sends nothing (no key, no allowed domain), or None when it is enabled."""
+        if self.api_key is None or not self.api_key.get_secret_value().strip():
+            return DISABLED_REASON
+        if not self.allowed_domains:
+            return NO_DOMAINS_REASON
+        return None
+
+    @property
     def enabled(self) -> bool:
-        """True when a non-empty API key is configured."""
-        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+        """True when an API key and at least one allowed domain are configured."""
+        return self.disabled_reason is None
+
+    def search_query(self, query: str) -> str:
+        """What is sent for ``query``: the query without personal data, plus the ``site:`` terms
+        (``""`` when nothing is left to search)."""
+        scrubbed = scrub_search_query(query)
+        if not scrubbed:
+            return ""
+        return " ".join([scrubbed, " OR ".join(f"site:{d}" for d in self.allowed_domains)])
 
     def _http(self) -> httpx.Client:
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_s, transport=self._transport)
         return self._client
 
-    @component.output_types(documents=list[Document], links=list[str])
+    @component.output_types(documents=list[Document], links=list[str], query=str)
     def run(self, query: str) -> dict[str, Any]:
-        """Search ``query``. Raises :class:`WebSearchError` when the provider fails for good."""
-        if not self.enabled:
+        """Search ``query`` (scrubbed, restricted to the allowed domains); ``query`` in the output is
+        what was sent (``""``: nothing). Raises :class:`WebSearchError` when the provider fails for good."""
+        reason = self.disabled_reason
+        if reason is not None:
             if not self._warned_disabled:
-                logger.warning("web search disabled: %s", DISABLED_REASON)
+                logger.warning("web search disabled: %s", reason)
                 self._warned_disabled = True
-            return {"documents": [], "links": []}
-        body = self._request(query)
-        return self._parse(body)
+            return {"documents": [], "links": [], "query": ""}
+        sent = self.search_query(query)
+        if not sent:
+            logger.info("web search skipped: nothing left to search once personal data was removed")
+            return {"documents": [], "links": [], "query": ""}
+        body = self._request(sent)
+        return {**self._parse(body), "query": sent}
 
     def _request(self, query: str) -> dict[str, Any]:
         assert self.api_key is not None
@@ -137,12 +185,16 @@ class SerperWebSearch:
             raise WebSearchError("Serper answered with malformed JSON: 'organic' is not a list")
         documents: list[Document] = []
         links: list[str] = []
+        dropped: list[str] = []
         for item in organic:
             if not isinstance(item, dict) or not item.get("link"):
                 continue
             url = str(item["link"])
-            title = str(item.get("title") or "")
-            snippet = str(item.get("snippet") or "")
+            if not url_allowed(url, self.allowed_domains):
+                dropped.append(url[:120])
+                continue
+            title = " ".join(clean_text(str(item.get("title") or ""), keep_newlines=False).split())
+            snippet = " ".join(clean_text(str(item.get("snippet") or ""), keep_newlines=False).split())
             documents.append(
                 Document(
                     content=f"{title}\n{snippet}".strip(),
@@ -152,4 +204,7 @@ class SerperWebSearch:
             links.append(url)
             if len(documents) >= self.top_k:
                 break
+        if dropped:
+            logger.info("web search: dropped %d result(s) outside the allowed domains: %s", len(dropped),
+                        ", ".join(dropped[:5]))
         return {"documents": documents, "links": links}

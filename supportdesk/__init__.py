@@ -19,16 +19,22 @@ Everything not in ``__all__`` is private and may change.
 from __future__ import annotations
 
 from supportdesk._offline import apply_offline_defaults
+from supportdesk._pii import install_log_redaction
 
 apply_offline_defaults()
+install_log_redaction()  # the package's own loggers only: e-mails, phones, cards, IBANs, secrets
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from supportdesk.errors import (  # noqa: E402
+    ApprovalError,
+    ApprovalPendingError,
     BudgetExceededError,
     ConfigError,
     CustomerNotFoundError,
+    IdempotencyConflictError,
     InvalidQueryError,
+    InvalidRunIdError,
     LLMError,
     LLMProviderError,
     LLMTimeoutError,
@@ -45,20 +51,27 @@ from supportdesk.models import CustomerTicketState, TicketStatus  # noqa: E402
 from supportdesk.settings import Settings, load_settings  # noqa: E402
 
 if TYPE_CHECKING:
+    from supportdesk.crews.tools.customer_db import CustomerDirectory
     from supportdesk.flows.services import SupportServices
     from supportdesk.flows.support_flow import SupportFlow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApprovalError",
+    "ApprovalPendingError",
+    "ApprovalRequest",
     "BudgetExceededError",
     "ChatMessage",
     "ChatModel",
     "Completion",
     "ConfigError",
+    "CustomerDirectory",
     "CustomerNotFoundError",
     "CustomerTicketState",
+    "IdempotencyConflictError",
     "InvalidQueryError",
+    "InvalidRunIdError",
     "LLMError",
     "LLMProviderError",
     "LLMTimeoutError",
@@ -75,8 +88,11 @@ __all__ = [
     "TicketingError",
     "WebSearchError",
     "ahandle_query",
+    "approve",
     "build_services",
     "handle_query",
+    "list_approvals",
+    "reject",
     "load_settings",
     "resume_run",
 ]
@@ -93,12 +109,17 @@ def handle_query(
 ) -> CustomerTicketState:
     """Run one customer query through the flow and return its final state.
 
-    :param customer: the customer's e-mail or id, when the caller knows it.
-    :param run_id: a stable id (the ticket's idempotency key); generated when omitted.
+    :param customer: the caller's verified customer id or e-mail: the only account the run may read
+        (ids, e-mails or names in the query never select one). None: the requester is unverified.
+    :param run_id: an idempotency key (``[A-Za-z0-9._-]``, 1-128): the same id with the same query and
+        customer returns the stored result; with another payload, :class:`IdempotencyConflictError`.
     :param services: collaborators to use instead of the ones built from ``settings``.
     :param chat_model: a model to use instead of the one ``settings.llm`` names.
     :raises InvalidQueryError: empty, oversized, binary or non-UTF-8 input.
-    :raises ConfigError: broken settings or config files.
+    :raises InvalidRunIdError: a run id with characters or a length it may not have.
+    :raises ConfigError: broken settings or config files, or an unwritable home.
+    :raises CustomerNotFoundError: ``customer`` is not in the customer directory (nothing written).
+    :raises IdempotencyConflictError: ``run_id`` was used with a different query or customer.
     Failures inside the run come back as a state with status ``failed`` and ``failure_reason``.
     """
     from supportdesk._runner import run_query
@@ -132,10 +153,18 @@ def resume_run(run_id: str, *, settings: Settings | None = None, services: Suppo
 
 
 def __getattr__(name: str) -> Any:
+    if name == "CustomerDirectory":
+        from supportdesk.crews.tools.customer_db import CustomerDirectory
+
+        return CustomerDirectory
     if name == "SupportFlow":
         from supportdesk.flows.support_flow import SupportFlow
 
         return SupportFlow
+    if name in ("ApprovalRequest", "approve", "list_approvals", "reject"):
+        from supportdesk import approvals
+
+        return getattr(approvals, name)
     if name in ("SupportServices", "build_services"):
         from supportdesk.flows import services
 

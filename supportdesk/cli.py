@@ -5,9 +5,12 @@
 ``supportdesk runs [--json]`` / ``supportdesk show ID [--json]``           list runs / state and audit trail
 ``supportdesk tickets [--json]``                                           list filed tickets
 ``supportdesk eval ...`` / ``supportdesk eval-data ...``                    measure answer quality
+``supportdesk serve [--host H] [--port P] [--workers N]``                   the HTTP API and the console
+``supportdesk keys create --tenant NAME [--scopes ...]`` / ``list`` / ``revoke ID``  API keys
 
 Exit codes: 0 answered or ticketed; 1 the run failed or is parked (reason printed); 2 bad input or
-configuration.
+configuration (one line: an invalid query, run id or setting, an unknown --customer, a run id reused
+with another query or customer), with nothing written.
 Progress goes to stderr; stdout carries only the result (one JSON object with ``--json``).
 """
 
@@ -36,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a customer query or file a ticket")
     ask.add_argument("query", help="the customer's message; '-' reads it from stdin")
-    ask.add_argument("--customer", help="customer e-mail or id, if known")
-    ask.add_argument("--run-id", help="a stable id for this run (default: generated)")
+    ask.add_argument("--customer", help="the verified customer's id or e-mail: the only account the run may read")
+    ask.add_argument("--run-id", help="an idempotency key for this run, [A-Za-z0-9._-] up to 128 (default: generated)")
     ask.add_argument("--json", action="store_true", help="print the final state as one JSON object")
 
     resume = sub.add_parser("resume", help="continue a run from its last completed step")
@@ -58,6 +61,21 @@ def _parser() -> argparse.ArgumentParser:
 
     eval_cli.add_eval_parser(sub)
     eval_cli.add_eval_data_parser(sub)
+    from supportdesk.eval import calibrate as calibrate_cli
+
+    calibrate_cli.add_calibrate_parser(sub)
+    from supportdesk import pipelines_cli
+
+    pipelines_cli.add_pipelines_parser(sub)
+    from supportdesk.service import cli as service_cli
+
+    service_cli.add_serve_parser(sub)
+    service_cli.add_keys_parser(sub)
+    from supportdesk import approvals_cli
+    from supportdesk.service.temporal import cli as worker_cli
+
+    approvals_cli.add_approvals_parser(sub), approvals_cli.add_approve_parser(sub), approvals_cli.add_reject_parser(sub)
+    worker_cli.add_worker_parser(sub)
     return parser
 
 
@@ -68,29 +86,16 @@ def _read_query(arg: str) -> str | bytes:
     return os.fsencode(arg) if any("\udc80" <= c <= "\udcff" for c in arg) else arg
 
 
-def _progress(step: str, message: str) -> None:
-    print(f"» {step}: {message}", file=sys.stderr, flush=True)
-
-
 def _render(state: CustomerTicketState, out: TextIO) -> None:
-    rows: list[tuple[str, str | None]] = [("Status", state.status.value), ("Run id", state.id)]
-    if state.status is TicketStatus.FAQ_ANSWERED:
-        rows += [("Answer", state.faq_response), ("Sources", ", ".join(state.sources))]
-    elif state.status is TicketStatus.TICKET_CREATED:
-        rows += [
-            ("Ticket", f"{state.ticket_id}" + (f"  {state.ticket_url}" if state.ticket_url else "")),
-            ("Category", state.category),
-            ("Priority", state.priority),
-            ("Customer", state.customer_id or "not identified"),
-            ("Title", state.ticket_title),
-            ("Summary", state.final_summary),
-        ]
-    else:
-        rows += [("Reason", state.failure_reason)]
-    rows.append(("LLM calls", f"{state.llm_calls} ({state.prompt_tokens} prompt + {state.completion_tokens} completion tokens)"))
-    for label, value in rows:
-        if value:
-            print(f"{label + ':':<11}{value}", file=out)
+    from supportdesk._console import Output
+
+    Output(out).state(state)
+
+
+def _steps():  # noqa: ANN202 - a StepDisplay (Rich is imported only by commands that show steps)
+    from supportdesk._console import StepDisplay
+
+    return StepDisplay()
 
 
 def _finish(state: CustomerTicketState, as_json: bool) -> int:
@@ -108,14 +113,18 @@ def _ask(args: argparse.Namespace) -> int:
     from supportdesk._runner import run_query
     from supportdesk.settings import Settings
 
-    state = run_query(_read_query(args.query), customer=args.customer, run_id=args.run_id, settings=Settings(), on_step=_progress)
+    with _steps() as steps:
+        state = run_query(_read_query(args.query), customer=args.customer, run_id=args.run_id, settings=Settings(),
+                          on_step=steps.update)
     return _finish(state, args.json)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from supportdesk._runner import resume_run
 
-    return _finish(resume_run(args.run_id, on_step=_progress), args.json)
+    with _steps() as steps:
+        state = resume_run(args.run_id, on_step=steps.update)
+    return _finish(state, args.json)
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -127,10 +136,13 @@ def _runs(args: argparse.Namespace) -> int:
              "attempts": r.attempts, "reason": r.reason} for r in runs]
     if args.json:
         print(json.dumps(rows))
-    elif not rows:
-        print("no runs")
-    for row in [] if args.json else rows:
-        print(f"{row['run_id']}  {row['status']:<16}{row['last_step'] or '-':<16}{row['updated_at']}  {row['reason'] or ''}")
+        return EXIT_OK
+    from supportdesk._console import Output
+
+    plain = [f"{r['run_id']}  {r['status']:<16}{r['last_step'] or '-':<16}{r['updated_at']}  {r['reason'] or ''}" for r in rows]
+    Output().table(["Run id", "Status", "Last step", "Updated", "Attempts", "Reason"],
+                   [[r["run_id"], r["status"], r["last_step"] or "-", r["updated_at"], r["attempts"], r["reason"] or ""]
+                    for r in rows], title="Runs", status_columns=[1], empty="no runs", plain=plain)
     return EXIT_OK
 
 
@@ -138,20 +150,32 @@ def _show(args: argparse.Namespace) -> int:
     from supportdesk._runner import open_journal
     from supportdesk.settings import Settings
 
+    from supportdesk._query import validate_run_id
+
     journal = open_journal(Settings())
-    info = journal.get(args.run_id)
+    info = journal.get(validate_run_id(args.run_id))
     state_json = journal.load_state(args.run_id)
     audit = [{"seq": e.seq, "ts": e.ts, "step": e.step, "kind": e.kind, "data": e.data} for e in journal.audit(args.run_id)]
     if args.json:
         print(json.dumps({"run_id": info.run_id, "status": info.status.value, "reason": info.reason,
                           "state": json.loads(state_json) if state_json else None, "audit": audit}))
         return EXIT_OK
-    print(f"Run {info.run_id}: {info.status.value}" + (f" ({info.reason})" if info.reason else ""))
+    from supportdesk._console import Output
+
+    out = Output()
+    head = f"Run {info.run_id}: {info.status.value}" + (f" ({info.reason})" if info.reason else "")
+    if not out.rich:
+        out.line(head)
     if state_json:
-        _render(CustomerTicketState.model_validate_json(state_json), sys.stdout)
-    print("Audit trail:")
-    for entry in audit:
-        print(f"  {entry['seq']:>3} {entry['ts']} {entry['step'] or '-':<16} {entry['kind']:<20} {json.dumps(entry['data'])}")
+        out.state(CustomerTicketState.model_validate_json(state_json), title=head if out.rich else None)
+    elif out.rich:
+        out.line(head)
+    if not out.rich:
+        out.line("Audit trail:")
+    plain = [f"  {e['seq']:>3} {e['ts']} {e['step'] or '-':<16} {e['kind']:<20} {json.dumps(e['data'])}" for e in audit]
+    out.table(["#", "Time", "Step", "Event", "Data"],
+              [[e["seq"], e["ts"], e["step"] or "-", e["kind"], json.dumps(e["data"])] for e in audit],
+              title="Audit trail", empty="  (empty)", plain=plain)
     return EXIT_OK
 
 
@@ -163,22 +187,48 @@ def _tickets(args: argparse.Namespace) -> int:
     rows = [t.model_dump(mode="json") if hasattr(t, "model_dump") else dict(t) for t in tickets]
     if args.json:
         print(json.dumps(rows))
-    elif not rows:
-        print("no tickets")
-    else:
-        for row in rows:
-            print("  ".join(str(row.get(k, "")) for k in ("ticket_id", "priority", "category", "title", "idempotency_key")))
+        return EXIT_OK
+    from supportdesk._console import Output
+
+    keys = ("ticket_id", "priority", "category", "title", "idempotency_key")
+    Output().table(["Ticket", "Priority", "Category", "Title", "Run id"], [[row.get(k, "") for k in keys] for row in rows],
+                   title="Tickets", status_columns=[1], empty="no tickets")
     return EXIT_OK
+
+
+def _log_format() -> str:
+    """SUPPORTDESK_LOG_FORMAT through the settings (bad values are reported when the command loads them)."""
+    from supportdesk.settings import Settings
+
+    try:
+        return Settings().log_format
+    except SupportdeskError:
+        return "text"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``supportdesk`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from supportdesk._logs import configure_cli_logging
+
+    configure_cli_logging(verbose=args.verbose, log_format=_log_format())
     from supportdesk.eval import cli as eval_cli
 
     handlers = {"ask": _ask, "resume": _resume, "runs": _runs, "show": _show, "tickets": _tickets, "eval": eval_cli.run_eval_command, "eval-data": eval_cli.run_eval_data_command}
+    from supportdesk import pipelines_cli
+
+    handlers["pipelines"] = pipelines_cli.run_pipelines_command
+    from supportdesk.eval import calibrate as calibrate_cli
+
+    handlers["calibrate"] = calibrate_cli.run_calibrate_command
+    from supportdesk.service import cli as service_cli
+
+    handlers.update(serve=service_cli.run_serve_command, keys=service_cli.run_keys_command)
+    from supportdesk import approvals_cli
+    from supportdesk.service.temporal import cli as worker_cli
+
+    handlers.update(approvals=approvals_cli.run_approvals_command, approve=approvals_cli.run_approve_command,
+                    reject=approvals_cli.run_reject_command, worker=worker_cli.run_worker_command)
     try:
         return handlers[args.command](args)
     except SupportdeskError as exc:

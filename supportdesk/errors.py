@@ -20,7 +20,9 @@ Callers catch :class:`SupportdeskError` to handle all of them, or one branch::
     ├── StoreBusyError             the database stayed locked past its busy timeout
     ├── InvalidRunIdError          a run id has characters or a length it may not have
     ├── IdempotencyConflictError   a run id was reused with a different payload
-    └── ApprovalError              an approval decision cannot be applied (no such wait, already decided)
+    ├── ApprovalError              an approval decision cannot be applied (no such wait, already decided)
+    ├── ApiKeyError                an API key id is unknown or malformed, or a tenant or scope name is invalid
+    └── ApprovalPendingError       the run waits for a person's decision; it parks as awaiting_approval
 
 Each carries a one-line ``str()`` meant for an operator's terminal.
 """
@@ -47,6 +49,8 @@ __all__ = [
     "InvalidRunIdError",
     "IdempotencyConflictError",
     "ApprovalError",
+    "ApiKeyError",
+    "ApprovalPendingError",
 ]
 
 
@@ -158,3 +162,16 @@ class IdempotencyConflictError(SupportdeskError):
 
 class ApprovalError(SupportdeskError):
     """An approval decision cannot be applied: the run does not wait for one, or it was already decided."""
+
+
+class ApiKeyError(SupportdeskError, LookupError):
+    """An API key id is unknown or malformed, or a tenant or scope name is not allowed."""
+
+
+class ApprovalPendingError(SupportdeskError):
+    """The run's ticket draft waits for a person's approval: the run parks as ``awaiting_approval``
+    (not a failure; ``supportdesk approve``/``reject`` or the approval timeout continue it)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} waits for approval")
+        self.run_id = run_id

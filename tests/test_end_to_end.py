@@ -32,7 +32,8 @@ def services(tmp_path_factory):
         requests.append(request)
         return httpx.Response(200, json=SERPER)
 
-    web = SerperWebSearch(SecretStr("test-key"), transport=httpx.MockTransport(serper))
+    web = SerperWebSearch(SecretStr("test-key"), allowed_domains="nimbusnotes.example",
+                          transport=httpx.MockTransport(serper))
     services.faq = build_faq_pipeline(settings, services.chat_model, kind="embedded", web_search=web)
     services.serper_requests = requests
     return settings, services
@@ -46,7 +47,8 @@ def test_faq_question_is_answered_from_the_faq(services, loopback_only):
 
 
 def test_web_fallback_answers_with_the_result_url(services, loopback_only):
-    """A question outside the FAQ goes to the (recorded) web search and is answered from the closest result, with its URL."""
+    """A question outside the FAQ goes to the (recorded) web search, restricted to the allowed domain, and is
+    answered with our sentence and the closest result's URL (never the result's text)."""
     settings, svc = services
     state = handle_query("How do I add a weather widget to a note?", settings=settings, services=svc)
     assert svc.serper_requests, "the web fallback was not tried"

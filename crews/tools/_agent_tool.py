@@ -16,6 +16,8 @@ from typing import Any
 from crewai.tools import BaseTool
 from pydantic import ValidationError
 
+from supportdesk import _tracing
+
 __all__ = ["AgentSafeTool", "one_line", "validation_message"]
 
 
@@ -42,6 +44,13 @@ class AgentSafeTool(BaseTool):
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the tool for an agent: invalid arguments or values come back as an ``Error: ...`` string."""
+        with _tracing.span(f"supportdesk.tool {self.name}", **{"tool.name": self.name, "tool.caller": "agent"}) as span:
+            result = self._checked_run(*args, **kwargs)
+            if span is not None:
+                span.set_attribute("tool.error", isinstance(result, str) and result.startswith("Error:"))
+            return result
+
+    def _checked_run(self, *args: Any, **kwargs: Any) -> Any:
         if not args:
             try:
                 self.args_schema.model_validate(kwargs)

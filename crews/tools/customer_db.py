@@ -1,20 +1,23 @@
-"""The customer database: customers and their recent invoices, plus the CrewAI tool that reads it.
+"""Who the customer is: the customer directory protocol, its SQLite demo, and the lookup tool.
 
-:class:`CustomerDB` runs on a real SQLite file, created and seeded from ``config/customers.sql`` on
-first use (idempotent: the seed only inserts missing rows). Every SQL statement lives in
-:data:`_SQL`, and all access goes through :class:`_SQLiteBackend`, so a PostgreSQL backend can be
-added behind the same class later (the seed file is portable SQL)::
+A run reads exactly one account: the one its caller states (``--customer``, ``customer=`` in the
+Python API, ``customer_id`` in the HTTP API), verified against a :class:`CustomerDirectory` before
+anything is written. Ids, e-mail addresses and names inside the query text are customer data and
+never select an account. A backend plugs its CRM in by implementing the three methods of
+:class:`CustomerDirectory` and passing it to ``build_services(settings, customers=...)``;
+:class:`CustomerDB` is the demo implementation on a SQLite file seeded from ``config/customers.sql``::
 
-    from supportdesk.crews.tools.customer_db import CustomerDB, extract_identifiers
+    from supportdesk.crews.tools.customer_db import CustomerDB, CustomerLookupTool, verify_customer
 
     db = CustomerDB("/tmp/customers.db")
-    db.get("C-1001").name                                    # 'Maria Gonzalez'
-    db.get_by_email("MARIA.GONZALEZ@example.com").customer_id  # 'C-1001'
-    extract_identifiers("I'm C-1001, mail me at a@b.co")     # (['a@b.co'], ['C-1001'])
-    db.resolve("Hi, Maria Gonzalez here. I was charged twice.").matched_by   # 'name'
+    caller = verify_customer(db, "MARIA.GONZALEZ@example.com")   # CustomerRecord C-1001, recent invoices
+    verify_customer(db, "C-9999")                                # CustomerNotFoundError
+    tool = CustomerLookupTool.for_caller(caller)                 # reads C-1001 and nothing else
+    tool.run()                                                   # CustomerLookup JSON of C-1001
+    tool.run(customer_id="C-1002")                               # 'Error: ... only the verified caller ...'
 
-:class:`CustomerLookupTool` exposes the same lookups to an agent; an invalid call comes back as an
-error message string instead of an exception.
+:class:`CustomerLookupTool` is built per run around the verified caller (or None: the requester is
+unverified); whatever arguments an agent passes, it returns that account or an error string.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from supportdesk._config import config_path
 from supportdesk.crews.tools._agent_tool import AgentSafeTool, one_line
@@ -37,33 +40,33 @@ from supportdesk.errors import ConfigError, CustomerNotFoundError, SupportdeskEr
 from supportdesk.models.responses import CustomerLookup, CustomerRecord, Invoice
 
 __all__ = [
+    "UNVERIFIED_SUMMARY",
     "CustomerDB",
+    "CustomerDirectory",
     "CustomerLookupArgs",
     "CustomerLookupTool",
+    "caller_lookup",
     "describe_customer",
     "duplicate_charges",
-    "extract_identifiers",
+    "verify_customer",
 ]
 
 logger = logging.getLogger(__name__)
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CUSTOMER_ID_RE = re.compile(r"\bC-\d{4,8}\b", re.IGNORECASE)
-_WORD_RE = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ'’-]+")
-_MAX_NAME_WORDS = 4
-_RECENT_INVOICES = 6
+RECENT_INVOICES = 6
+UNVERIFIED_SUMMARY = (
+    "The requester is unverified: no customer account was given with this request, so no account facts are used."
+)
 
-# Every statement the class runs; ``?`` placeholders (a PostgreSQL backend maps them to ``%s``).
+# Every statement the demo runs; ``?`` placeholders (a PostgreSQL backend maps them to ``%s``).
 _SQL: dict[str, str] = {
     "customer_by_id": (
         "SELECT customer_id, name, email, plan, account_status, signup_date FROM customers WHERE customer_id = ?"
     ),
     "customer_by_email": (
         "SELECT customer_id, name, email, plan, account_status, signup_date FROM customers WHERE lower(email) = ?"
-    ),
-    "customers_by_names": (
-        "SELECT customer_id, name, email, plan, account_status, signup_date FROM customers "
-        "WHERE lower(name) IN ({placeholders}) ORDER BY customer_id"
     ),
     "recent_invoices": (
         "SELECT invoice_id, amount_cents, currency, status, issued_on, description FROM invoices "
@@ -73,29 +76,55 @@ _SQL: dict[str, str] = {
 }
 
 
-def extract_identifiers(query: str) -> tuple[list[str], list[str]]:
-    """E-mail addresses and customer ids (``C-1234``) found in ``query``, in order, without duplicates.
+@runtime_checkable
+class CustomerDirectory(Protocol):
+    """Where a backend's customers live: look an account up by id or e-mail, and its recent invoices.
 
-    Ids are upper-cased, e-mails lower-cased::
+    Implementations are read-only and must return only the account asked for (``None`` when there is
+    none); they are called with the caller's stated identity, never with text from the query::
 
-        extract_identifiers("c-1001 / Maria.G@Example.com")   # (['maria.g@example.com'], ['C-1001'])
+        class CrmDirectory:
+            def get(self, customer_id): ...            # CustomerRecord | None
+            def get_by_email(self, email): ...         # CustomerRecord | None (case-insensitive)
+            def recent_invoices(self, customer_id, limit=6): ...   # newest first
+
+        services = build_services(settings, customers=CrmDirectory())
     """
-    emails = list(dict.fromkeys(m.group(0).rstrip(".").lower() for m in EMAIL_RE.finditer(query)))
-    masked = EMAIL_RE.sub(" ", query)
-    ids = list(dict.fromkeys(m.group(0).upper() for m in CUSTOMER_ID_RE.finditer(masked)))
-    return emails, ids
+
+    def get(self, customer_id: str) -> CustomerRecord | None:
+        """The account with this id, or None."""
+        ...
+
+    def get_by_email(self, email: str) -> CustomerRecord | None:
+        """The account with this e-mail address (case-insensitive), or None."""
+        ...
+
+    def recent_invoices(self, customer_id: str, limit: int = RECENT_INVOICES) -> list[Invoice]:
+        """The account's most recent invoices, newest first, at most ``limit``."""
+        ...
 
 
-def _name_candidates(text: str) -> list[str]:
-    """Every run of 2 to 4 consecutive words of ``text``, lower-cased (possible full names)."""
-    words = [w.strip("'’-").lower() for w in _WORD_RE.findall(text)]
-    words = [w for w in words if w]
-    found: dict[str, None] = {}
-    for size in range(2, _MAX_NAME_WORDS + 1):
-        for start in range(len(words) - size + 1):
-            found[" ".join(words[start : start + size])] = None
-    return list(found)
+def verify_customer(directory: CustomerDirectory, stated: str) -> CustomerRecord:
+    """The account the caller stated (an e-mail address if it has an ``@``, else an id), with its recent invoices.
 
+    :raises CustomerNotFoundError: no such account (or the directory answered with a different one).
+    """
+    key = stated.strip()
+    by_email = "@" in key
+    record = directory.get_by_email(key) if by_email else directory.get(key)
+    if record is None:
+        raise CustomerNotFoundError(f"customer {key!r} is not in the customer directory")
+    if (record.email if by_email else record.customer_id).casefold() != key.casefold():
+        raise CustomerNotFoundError(f"customer {key!r}: the customer directory answered with a different account")
+    invoices = directory.recent_invoices(record.customer_id, RECENT_INVOICES)
+    return record.model_copy(update={"invoices": list(invoices)[:RECENT_INVOICES]})
+
+
+def caller_lookup(customer: CustomerRecord | None) -> CustomerLookup:
+    """What the triage crew knows about the caller: the verified account's facts, or that the requester is unverified."""
+    if customer is None:
+        return CustomerLookup(found=False, matched_by="none", summary=UNVERIFIED_SUMMARY)
+    return CustomerLookup(found=True, customer=customer, matched_by="id", summary=describe_customer(customer)[:400])
 
 def duplicate_charges(invoices: Sequence[Invoice]) -> list[list[Invoice]]:
     """Groups of two or more paid invoices with the same amount in the same month (likely double charges).
@@ -145,7 +174,7 @@ def describe_customer(record: CustomerRecord) -> str:
 class _SQLiteBackend:
     """Runs the statements of :data:`_SQL` on one SQLite file (a new connection per operation)."""
 
-    def __init__(self, path: Path, timeout_s: float = 10.0) -> None:
+    def __init__(self, path: Path | str, timeout_s: float = 10.0) -> None:
         self.path = path
         self._timeout_s = timeout_s
 
@@ -166,28 +195,49 @@ class _SQLiteBackend:
         with self.connect() as conn:
             conn.executescript(script)
 
-    def fetch_all(self, name: str, params: Sequence[Any], **fmt: str) -> list[dict[str, Any]]:
-        sql = _SQL[name].format(**fmt) if fmt else _SQL[name]
+    def fetch_all(self, name: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
             with self.connect() as conn:
-                return [dict(row) for row in conn.execute(sql, tuple(params)).fetchall()]
+                return [dict(row) for row in conn.execute(_SQL[name], tuple(params)).fetchall()]
         except sqlite3.Error as exc:
             raise SupportdeskError(f"customer database query {name!r} failed: {exc}") from exc
 
 
-class CustomerDB:
-    """Customers and recent invoices in a SQLite database, seeded from ``config/customers.sql``.
+class _SeedInMemory(_SQLiteBackend):
+    """The seed script in a private in-memory database: what lookups read before the file exists,
+    so a lookup (say, of a caller who is not a customer) creates no file."""
 
-    :param path: the SQLite file (its folder is created); ``":memory:"`` is not supported because
-        every operation opens its own connection.
+    def __init__(self, script: str) -> None:
+        super().__init__(":memory:")
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.executescript(script)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+
+class CustomerDB:
+    """The demo :class:`CustomerDirectory`: customers and invoices in SQLite, seeded from ``config/customers.sql``.
+
+    :param path: the SQLite file (its folder is created when the file is first seeded); ``":memory:"``
+        is not supported because every operation opens its own connection.
     :param seed_sql: the schema+seed script; default: ``customers.sql`` from ``config_dir`` or the package.
     :param config_dir: a folder that overrides the packaged config files.
+
+    Until the file exists, lookups read the seed from memory and create nothing; the file is seeded
+    (idempotently: only missing rows are inserted) by :meth:`ensure_ready` or the first lookup after
+    something else created it (the run journal shares the file by default).
     """
 
     def __init__(self, path: str | Path, *, seed_sql: Path | None = None, config_dir: Path | None = None) -> None:
         self.path = Path(path)
         self._seed_sql = seed_sql or config_path("customers.sql", config_dir)
         self._backend = _SQLiteBackend(self.path)
+        self._memory: _SeedInMemory | None = None
         self._ready = False
         self._lock = threading.Lock()
 
@@ -198,198 +248,127 @@ class CustomerDB:
         url: str = settings.resolved_database_url
         if not url.startswith("sqlite:///"):
             url = f"sqlite:///{Path(settings.home) / 'supportdesk.db'}"
-        return cls(Path(url.removeprefix("sqlite:///")), config_dir=settings.config_dir)
+        return cls(Path(url.removeprefix("sqlite:///").split("?", 1)[0]), config_dir=settings.config_dir)
+
+    def _script(self) -> str:
+        try:
+            return self._seed_sql.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read customer seed {self._seed_sql}: {exc.strerror or exc}") from exc
 
     def ensure_ready(self) -> None:
-        """Create the tables and insert the seed rows if missing (idempotent, once per instance)."""
+        """Create the file, the tables and the seed rows if missing (idempotent, once per instance)."""
         if self._ready:
             return
         with self._lock:
             if self._ready:
                 return
-            try:
-                script = self._seed_sql.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot read customer seed {self._seed_sql}: {exc.strerror or exc}") from exc
+            script = self._script()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._backend.run_script(script)
             except sqlite3.Error as exc:
                 raise ConfigError(f"customer seed {self._seed_sql} failed: {exc}") from exc
             self._ready = True
+            self._memory = None
             logger.debug("customer database ready at %s", self.path)
 
-    # ------------------------------------------------------------------ lookups
+    def _reader(self) -> _SQLiteBackend:
+        """The file once it exists (seeded on first use), else the seed in memory (nothing created)."""
+        if self._ready or self.path.exists():
+            self.ensure_ready()
+            return self._backend
+        with self._lock:
+            if self._memory is None:
+                try:
+                    self._memory = _SeedInMemory(self._script())
+                except sqlite3.Error as exc:
+                    raise ConfigError(f"customer seed {self._seed_sql} failed: {exc}") from exc
+            return self._memory
+
+    # ------------------------------------------------------------------ CustomerDirectory
 
     def get(self, customer_id: str) -> CustomerRecord | None:
         """The customer with this id (case-insensitive ``C-1234``), with recent invoices; None if absent."""
-        self.ensure_ready()
-        rows = self._backend.fetch_all("customer_by_id", [customer_id.strip().upper()])
+        rows = self._reader().fetch_all("customer_by_id", [customer_id.strip().upper()])
         return self._record(rows[0]) if rows else None
 
     def get_by_email(self, email: str) -> CustomerRecord | None:
-        """The customer with this e-mail address (case-insensitive); None if absent."""
-        self.ensure_ready()
-        rows = self._backend.fetch_all("customer_by_email", [email.strip().lower()])
+        """The customer with this e-mail address (case-insensitive), with recent invoices; None if absent."""
+        rows = self._reader().fetch_all("customer_by_email", [email.strip().lower()])
         return self._record(rows[0]) if rows else None
 
-    def find_by_name(self, text: str) -> list[CustomerRecord]:
-        """Customers whose full name occurs in ``text`` (case-insensitive, whole words)."""
-        self.ensure_ready()
-        candidates = _name_candidates(text)
-        matches: dict[str, CustomerRecord] = {}
-        for start in range(0, len(candidates), 400):
-            chunk = candidates[start : start + 400]
-            rows = self._backend.fetch_all(
-                "customers_by_names", chunk, placeholders=", ".join("?" for _ in chunk)
-            )
-            for row in rows:
-                matches.setdefault(row["customer_id"], self._record(row))
-        return list(matches.values())
+    def recent_invoices(self, customer_id: str, limit: int = RECENT_INVOICES) -> list[Invoice]:
+        """The customer's latest invoices, newest first (empty for an unknown id)."""
+        rows = self._reader().fetch_all("recent_invoices", [customer_id.strip().upper(), int(limit)])
+        return [Invoice(**row) for row in rows]
 
     def count(self) -> int:
         """Number of customers in the database."""
-        self.ensure_ready()
-        return int(next(iter(self._backend.fetch_all("count_customers", [])[0].values())))
-
-    def lookup(
-        self, *, customer_id: str | None = None, email: str | None = None, name: str | None = None
-    ) -> CustomerLookup:
-        """Look one customer up by exactly the key given (id, then e-mail, then name in free text).
-
-        ``summary`` holds the account facts (:func:`describe_customer`); a miss gives ``found=False``.
-        """
-        if customer_id:
-            return _lookup_result(self.get(customer_id), "id", f"No customer with id {customer_id.strip().upper()}.")
-        if email:
-            return _lookup_result(self.get_by_email(email), "email", f"No customer with e-mail {email.strip()}.")
-        if name:
-            found = self.find_by_name(name)
-            if len(found) > 1:
-                names = ", ".join(f"{r.name} ({r.customer_id})" for r in found)
-                return CustomerLookup(found=False, matched_by="none", summary=f"Ambiguous name: {names}."[:400])
-            return _lookup_result(found[0] if found else None, "name", "No customer with that name.")
-        return CustomerLookup(found=False, matched_by="none", summary="No customer id, e-mail or name given.")
-
-    def resolve(self, query: str, hint: str | None = None, *, strict: bool = False) -> CustomerLookup:
-        """Find the customer a support query is about: the hint (id or e-mail) first, then ids and
-        e-mails in the query, then a customer's full name in the query.
-
-        :param strict: raise :class:`CustomerNotFoundError` when the hint names no customer
-            (otherwise the query text is tried next).
-        """
-        if hint and hint.strip():
-            hint_emails, hint_ids = extract_identifiers(hint)
-            result = self.lookup(customer_id=hint_ids[0]) if hint_ids else None
-            if result is None and hint_emails:
-                result = self.lookup(email=hint_emails[0])
-            if result is not None and result.found:
-                return result
-            if strict:
-                raise CustomerNotFoundError(f"customer {hint.strip()!r} given with the query is not in the customer database")
-            logger.info("customer hint %r matched no customer; trying the query text", hint)
-        emails, ids = extract_identifiers(query)
-        for customer_id in ids:
-            result = self.lookup(customer_id=customer_id)
-            if result.found:
-                return result
-        for email in emails:
-            result = self.lookup(email=email)
-            if result.found:
-                return result
-        result = self.lookup(name=query)
-        if result.found or result.summary.startswith("Ambiguous"):
-            return result
-        return CustomerLookup(found=False, matched_by="none", summary="No customer record matched this request.")
-
-    # ------------------------------------------------------------------ internals
+        return int(next(iter(self._reader().fetch_all("count_customers", [])[0].values())))
 
     def _record(self, row: dict[str, Any]) -> CustomerRecord:
-        invoices = [
-            Invoice(**inv) for inv in self._backend.fetch_all("recent_invoices", [row["customer_id"], _RECENT_INVOICES])
-        ]
-        return CustomerRecord(**row, invoices=invoices)
-
-
-def _lookup_result(
-    record: CustomerRecord | None, matched_by: str, missing: str
-) -> CustomerLookup:
-    if record is None:
-        return CustomerLookup(found=False, matched_by="none", summary=missing[:400])
-    return CustomerLookup(
-        found=True,
-        customer=record,
-        matched_by=matched_by,  # type: ignore[arg-type]
-        summary=describe_customer(record)[:400],
-    )
+        return CustomerRecord(**row, invoices=self.recent_invoices(row["customer_id"]))
 
 
 class CustomerLookupArgs(BaseModel):
-    """Arguments of the customer lookup tool: exactly one of id, e-mail or name."""
+    """Arguments of the lookup tool: none are needed. An id or e-mail, if given, must be the caller's own."""
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str | None = Field(default=None, description="Customer id such as C-1001.")
-    email: str | None = Field(default=None, description="The customer's e-mail address.")
-    name: str | None = Field(default=None, max_length=200, description="The customer's full name.")
-
-    @field_validator("customer_id")
-    @classmethod
-    def _id_shape(cls, value: str | None) -> str | None:
-        if value is not None and not CUSTOMER_ID_RE.fullmatch(value.strip()):
-            raise ValueError("customer_id must look like C-1001")
-        return value.strip().upper() if value else value
-
-    @field_validator("email")
-    @classmethod
-    def _email_shape(cls, value: str | None) -> str | None:
-        if value is not None and not EMAIL_RE.fullmatch(value.strip()):
-            raise ValueError("email must be an e-mail address")
-        return value.strip() if value else value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> CustomerLookupArgs:
-        given = [k for k in ("customer_id", "email", "name") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError("give exactly one of customer_id, email or name")
-        return self
+    customer_id: str | None = Field(default=None, max_length=254, description="Optional: the caller's own customer id.")
+    email: str | None = Field(default=None, max_length=254, description="Optional: the caller's own e-mail address.")
 
 
 class CustomerLookupTool(AgentSafeTool):
-    """CrewAI tool over :class:`CustomerDB`. Code calls :meth:`lookup` directly; agents call ``run``.
+    """CrewAI tool over one verified account: the run's caller (None: the requester is unverified).
 
-    ::
+    Built per run with :meth:`for_caller`; it holds the caller's record and no directory, so no
+    argument can make it read another account. Code calls :meth:`lookup`; agents call ``run``::
 
-        tool = CustomerLookupTool(db=CustomerDB(path))
-        tool.run(customer_id="C-1001")      # CustomerLookup JSON
-        tool.run(customer_id="42")          # 'Error: ... customer_id must look like C-1001 ...'
+        tool = CustomerLookupTool.for_caller(verify_customer(db, "C-1001"))
+        tool.run()                            # CustomerLookup JSON of C-1001
+        tool.run(email="someone@else.com")    # 'Error: customer_lookup reads only the verified caller ...'
     """
 
     name: str = "customer_lookup"
     description: str = (
-        "Look up one customer and their recent invoices by customer_id (like C-1001), email, or full name. "
-        "Give exactly one of them."
+        "The account and recent invoices of the customer this request comes from, as verified by the "
+        "support system. Takes no arguments; it cannot read any other account."
     )
     args_schema: type[BaseModel] = CustomerLookupArgs
-    db: Any = Field(exclude=True, description="The CustomerDB to read.")
+    customer: CustomerRecord | None = Field(default=None, exclude=True, description="The verified caller, or None.")
 
-    _last: CustomerLookup | None = PrivateAttr(default=None)
+    @classmethod
+    def for_caller(cls, customer: CustomerRecord | None) -> CustomerLookupTool:
+        """The tool for one run, bound to its verified caller (or None)."""
+        return cls(customer=customer)
 
-    def lookup(self, *, customer_id: str | None = None, email: str | None = None, name: str | None = None) -> CustomerLookup:
-        """Validate the arguments and look the customer up; raises ``pydantic.ValidationError`` on bad arguments."""
-        args = CustomerLookupArgs(customer_id=customer_id, email=email, name=name)
-        result: CustomerLookup = self.db.lookup(customer_id=args.customer_id, email=args.email, name=args.name)
-        self._last = result
-        return result
+    def lookup(self, *, customer_id: str | None = None, email: str | None = None) -> CustomerLookup:
+        """The caller's account facts (or that the requester is unverified).
 
-    def _run(self, customer_id: str | None = None, email: str | None = None, name: str | None = None, **_: Any) -> str:
+        :raises ValueError: an id or e-mail that is not the caller's (the other account is not read).
+        :raises pydantic.ValidationError: arguments that do not validate.
+        """
+        args = CustomerLookupArgs(customer_id=customer_id, email=email)
+        caller = self.customer
+        asked = [(args.customer_id, caller.customer_id if caller else None), (args.email, caller.email if caller else None)]
+        if any(given is not None and (own is None or given.strip().casefold() != own.casefold()) for given, own in asked):
+            raise ValueError(
+                f"{self.name} reads only the verified caller's account"
+                + ("" if caller else "; this requester is unverified")
+                + ": other accounts are not available"
+            )
+        return caller_lookup(caller)
+
+    def _run(self, *args: Any, **kwargs: Any) -> str:
+        if args:
+            return f"Error: {self.name} takes no positional arguments"
         try:
-            return self.lookup(customer_id=customer_id, email=email, name=name).model_dump_json()
+            return self.lookup(**kwargs).model_dump_json()
         except ValidationError as exc:
             return self.invalid(exc)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             return f"Error: {one_line(exc)}"
         except SupportdeskError as exc:
             return f"Error: customer lookup failed: {exc}"
-
-

@@ -10,6 +10,12 @@ flow uses its run id), so calling it again with the same key returns the existin
   create request fails in flight (timeout, dropped connection), so a ticket Jira did create is found
   instead of being filed twice.
 
+Ticket text is untrusted (the customer's words, a model's draft): every backend cleans the title and
+summary of control, zero-width and bidi characters first (:func:`clean_field`). Jira renders wiki
+markup, so the summary goes into a ``{noformat}`` block that it cannot close and the trusted lines
+under it are escaped (:func:`jira_noformat`, :func:`jira_escape`); the title is plain text. Anything
+that renders tickets as HTML escapes them (:func:`html_field`, or Jinja autoescape as the console does).
+
 ::
 
     from supportdesk.crews.tools.ticketing import LocalTicketStore
@@ -38,6 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from supportdesk._pii import clean_text
 from supportdesk.crews.tools._agent_tool import AgentSafeTool
 from supportdesk.durable.effects import TicketBackend as IdempotentTicketBackend
 from supportdesk.errors import ConfigError, TicketingError
@@ -50,6 +57,10 @@ __all__ = [
     "LocalTicketStore",
     "TicketBackend",
     "build_ticket_backend",
+    "clean_field",
+    "html_field",
+    "jira_escape",
+    "jira_noformat",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,6 +69,46 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _LABEL_RE = re.compile(r"[^A-Za-z0-9_.:-]+")
 
 JIRA_PRIORITIES: Mapping[str, str] = {"high": "High", "medium": "Medium", "low": "Low"}
+
+
+# Markup characters; a dash between letters or digits (C-1001, run-1) cannot start a strike-through.
+_JIRA_SPECIAL_RE = re.compile(r"([\\{}\[\]*_?+^~|!#&<>]|(?<![A-Za-z0-9])-|-(?![A-Za-z0-9]))")
+_NOFORMAT_RE = re.compile(r"\{(\s*)(noformat|code|quote|panel|html)", re.IGNORECASE)
+JIRA_SUMMARY_MAX = 255
+
+
+def clean_field(text: str, *, single_line: bool = False, max_chars: int | None = None) -> str:
+    """``text`` without control, zero-width or bidi characters; ``single_line`` also folds line breaks
+    and runs of spaces into one space. Longer than ``max_chars``: cut, with an ellipsis."""
+    cleaned = clean_text(str(text), keep_newlines=not single_line)
+    if single_line:
+        cleaned = " ".join(cleaned.split())
+    else:
+        lines = [line.rstrip() for line in cleaned.split("\n")]
+        cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if max_chars is not None and len(cleaned) > max_chars:
+        cleaned = cleaned[: max_chars - 1].rstrip() + "…"
+    return cleaned
+
+
+def jira_escape(text: str) -> str:
+    """One line of text for Jira wiki markup: every markup character backslash-escaped (a dash inside
+    an id such as ``C-1001`` stays as it is)."""
+    return _JIRA_SPECIAL_RE.sub(r"\\\1", clean_field(text, single_line=True))
+
+
+def jira_noformat(text: str) -> str:
+    """Untrusted text as a Jira ``{noformat}`` block (shown as typed, no markup, no links), which the
+    text cannot close or nest: a ``{noformat``/``{code``/``{html`` ... inside becomes ``(noformat`` ..."""
+    body = _NOFORMAT_RE.sub(lambda m: "(" + m.group(1) + m.group(2), clean_field(text))
+    return "{noformat}\n" + body + "\n{noformat}"
+
+
+def html_field(text: str, *, single_line: bool = False) -> str:
+    """Cleaned ``text`` escaped for HTML (``&``, ``<``, ``>``, quotes)."""
+    import html
+
+    return html.escape(clean_field(text, single_line=single_line), quote=True)
 
 
 def _check_key(key: str) -> str:
@@ -161,6 +212,8 @@ class LocalTicketStore:
         """Insert the ticket unless one with this key exists (then return it with ``created=False``)."""
         key = _check_key(idempotency_key)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        draft = TicketDraft(title=clean_field(draft.title, single_line=True, max_chars=120),
+                            summary=clean_field(draft.summary, max_chars=1000))
         with self._connect() as conn:
             row = conn.execute(_TICKET_SQL["by_key"], (key,)).fetchone()
             created = False
@@ -358,19 +411,19 @@ class JiraTicketBackend:
     ) -> dict[str, Any]:
         description = "\n".join(
             [
-                draft.summary,
+                jira_noformat(draft.summary),
                 "",
-                f"Customer: {customer_id or 'unknown'}",
-                f"Category: {category}",
-                f"Priority: {priority}",
-                f"Filed by supportdesk, run {key}.",
+                f"Customer: {jira_escape(customer_id or 'unknown')}",
+                f"Category: {jira_escape(category)}",
+                f"Priority: {jira_escape(priority)}",
+                f"Filed by supportdesk, run {jira_escape(key)}.",
             ]
         )
         labels = ["supportdesk", self.label_for(key), _LABEL_RE.sub("-", category) or "unknown"]
         fields: dict[str, Any] = {
             "project": {"key": self.project},
             "issuetype": {"name": self.issue_type},
-            "summary": draft.title,
+            "summary": clean_field(draft.title, single_line=True, max_chars=JIRA_SUMMARY_MAX) or "Support request",
             "description": description,
             "labels": labels,
         }
@@ -423,6 +476,11 @@ def build_ticket_backend(settings: Any) -> TicketBackend:
             project=settings.jira_project,
             timeout_s=settings.jira_timeout_s,
         )
+    if getattr(settings, "ticket_store", "local") == "database":  # shared by workers on several machines
+        from supportdesk.crews.tools.db_tickets import DatabaseTicketStore
+
+        logger.info("tickets go to the journal's database")
+        return DatabaseTicketStore(settings.resolved_database_url)
     path = Path(settings.home) / "tickets.db"
     logger.info("tickets go to the local store %s", path)
     return LocalTicketStore(path)

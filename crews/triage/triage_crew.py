@@ -9,9 +9,14 @@ code can, per decision policy (``config/policies.yaml``, section ``triage``):
   examples plus keyword rules (:class:`~supportdesk.crews.classifier.ExampleClassifier`); the JSON
   schema pins both fields to those values so the model only writes the rationale;
 * **hosted**: the model chooses the category (from the allowed list) and the priority, with the
-  code's suggestion given as a hint; keyword rules still raise the priority to their floor;
-* in both, the customer lookup runs in code (the lookup tool called with the identifiers found in
-  the hint or the query) and the model writes only the account summary; the model fills the
+  code's suggestion given as a hint, within code's bounds (``_finalise_classification``): a category
+  code vetted, a priority within one level of code's and never under a keyword rule's floor, and
+  code's decisions and summaries whenever the message carries directive markers (injected
+  instructions, see ``config/injection_markers.yaml``);
+* in both, the customer lookup runs in code: a lookup tool bound to the run's verified caller
+  (given to :meth:`TriageCrew.triage`; None when the requester is unverified) states that account's
+  facts, and ids, e-mails or names in the query never select an account. The model writes only
+  the account summary; the model fills the
   ticket's title and summary. Every task output is validated into its response model, with a
   bounded retry that feeds the validation error back; a final failure raises
   :class:`~supportdesk.errors.OutputValidationError`.
@@ -19,10 +24,11 @@ code can, per decision policy (``config/policies.yaml``, section ``triage``):
 The crew never files the ticket: the flow does, in code, keyed by its run id::
 
     from supportdesk.crews.triage.triage_crew import TriageCrew
-    from supportdesk.crews.tools.customer_db import CustomerDB
+    from supportdesk.crews.tools.customer_db import CustomerDB, verify_customer
 
-    crew = TriageCrew(chat_model, CustomerDB(home / "customers.db"), policy="embedded")
-    result = crew.triage("I was charged twice this month, please refund one payment.", "maria.gonzalez@example.com")
+    crew = TriageCrew(chat_model, policy="embedded")
+    caller = verify_customer(CustomerDB(home / "customers.db"), "maria.gonzalez@example.com")
+    result = crew.triage("I was charged twice this month, please refund one payment.", caller)
     result.classification.category, result.classification.priority   # ('billing', 'high')
     result.customer.customer.customer_id, result.ticket.title          # ('C-1001', '...')
     result.usage.llm_calls                                              # 3
@@ -38,17 +44,35 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crewai import Agent, Crew, Process, Task
-from crewai.project import CrewBase, agent, crew, task
+from crewai.project import CrewBase, agent, crew, task, tool
+from crewai.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from supportdesk import _tracing
 from supportdesk._config import load_yaml
-from supportdesk.crews.classifier import ExampleClassifier, TriageSuggestion, raise_priority
-from supportdesk.crews.prompts import TriagePrompts, grounded_title
-from supportdesk.crews.tools.customer_db import CustomerDB, CustomerLookupTool
+from supportdesk._guardrails import (
+    PromptLeakGuard,
+    bounded_priority,
+    injection_markers,
+    mentions_other_account,
+    request_text,
+    vetted_categories,
+)
+from supportdesk.crews.classifier import ExampleClassifier, TriageSuggestion
+from supportdesk.crews._crewai_stores import UnstoredCrew
+from supportdesk.crews.prompts import TriagePrompts, customer_text, fallback_title, grounded_title
+from supportdesk.crews.tools.customer_db import CustomerLookupTool
 from supportdesk.errors import ConfigError, InvalidQueryError, OutputValidationError
 from supportdesk.llm._types import ChatModel
 from supportdesk.llm.crewai_llm import CrewChatLLM, SlotPlan
-from supportdesk.models.responses import TEXT_PATTERN, Classification, CustomerLookup, TicketDraft, TicketTitle
+from supportdesk.models.responses import (
+    TEXT_PATTERN,
+    Classification,
+    CustomerLookup,
+    CustomerRecord,
+    TicketDraft,
+    TicketTitle,
+)
 
 __all__ = ["CustomerSummary", "TriageCrew", "TriagePolicy", "TriageResult", "TriageUsage"]
 
@@ -71,6 +95,8 @@ class TriagePolicy:
     max_tokens: Mapping[str, int] = field(default_factory=dict)
     max_chars: Mapping[str, int] = field(default_factory=dict)
     summaries_written_by: Decider = "code"
+    agents_call_tools: bool = False  # hosted: agents call their YAML tools (max_tool_steps each); else code does
+    max_tool_steps: int = 2
     classify_note: str = "Write one short sentence on why the message belongs in {category}."
 
     @classmethod
@@ -85,6 +111,10 @@ class TriagePolicy:
             if values.get(key, "code") not in ("code", "llm"):
                 raise ConfigError(f"policy {name!r} triage: {key} must be 'code' or 'llm'")
         values["classify_note"] = " ".join(str(values.get("classify_note", cls.classify_note)).split())
+        if not isinstance(values.get("agents_call_tools", False), bool):
+            raise ConfigError(f"policy {name!r} triage: agents_call_tools must be true or false")
+        if not isinstance(values.get("max_tool_steps", 2), int) or not 0 <= values.get("max_tool_steps", 2) <= 10:
+            raise ConfigError(f"policy {name!r} triage: max_tool_steps must be an integer from 0 to 10")
         return cls(name=name, **values)
 
     @classmethod
@@ -149,7 +179,6 @@ class TriageCrew:
     """Sequential triage crew. One instance can run many triages (one at a time; use one per thread).
 
     :param chat_model: the model behind every agent (wrapped in :class:`CrewChatLLM`).
-    :param customer_db: the customer database the lookup reads.
     :param policy: ``"embedded"``/``"hosted"`` (read from ``policies.yaml``), a :class:`TriagePolicy`,
         or a ``triage`` mapping (named ``custom``).
     :param classifier: the code classifier; default: built from the config files (MiniLM on first use).
@@ -164,7 +193,6 @@ class TriageCrew:
     def __init__(
         self,
         chat_model: ChatModel,
-        customer_db: CustomerDB,
         *,
         policy: str | TriagePolicy | Mapping[str, Any] = "embedded",
         classifier: ExampleClassifier | None = None,
@@ -184,7 +212,8 @@ class TriageCrew:
         )
         self.categories = self.example_classifier.categories
         self.prompts = TriagePrompts.from_config(config_dir)
-        self.lookup_tool = CustomerLookupTool(db=customer_db)
+        self.config_dir = config_dir
+        self.lookup_tool = CustomerLookupTool.for_caller(None)  # rebound to each triage's caller
         self.llm = CrewChatLLM.wrap(chat_model, output_retries=policy.output_retries)
         self._run_lock = threading.Lock()
 
@@ -194,12 +223,36 @@ class TriageCrew:
         return Agent(
             config=self.agents_config[name],  # type: ignore[index]
             llm=self.llm,
-            tools=[],
+            tools=self._agent_tools(name),
             allow_delegation=False,
             max_retry_limit=0,  # validation retries happen inside the LLM adapter, bounded
-            max_iter=3,
+            max_iter=self.policy.max_tool_steps + 1,  # tool steps, then the answer (the adapter enforces it)
             verbose=False,
         )
+
+    # ------------------------------------------------------------------ tools (named in agents.yaml ``tools:``)
+
+    @tool
+    def customer_lookup(self) -> BaseTool:
+        """The run's caller-scoped lookup tool (CrewBase maps the YAML name to this; rebound per triage)."""
+        return self.lookup_tool
+
+    def _agent_tools(self, name: str) -> list[BaseTool]:
+        """The tools agents.yaml lists for ``name`` when agents call tools (hosted); none when code calls them."""
+        if not self.policy.agents_call_tools:
+            return []
+        return [self._current_tools().get(t.name, t) for t in self.agents_config[name].get("tools") or []]  # type: ignore[index]
+
+    def _current_tools(self) -> dict[str, BaseTool]:
+        return {self.lookup_tool.name: self.lookup_tool}
+
+    def _bind_tools(self, crew_: Crew) -> Crew:
+        """Give the (memoised) agents and tasks this triage's tool objects (the caller-scoped lookup)."""
+        current = self._current_tools()
+        for member in [*crew_.agents, *crew_.tasks]:
+            if member.tools:
+                member.tools = [current.get(t.name, t) for t in member.tools]
+        return crew_
 
     @agent
     def classifier(self) -> Agent:
@@ -232,7 +285,7 @@ class TriageCrew:
 
     @crew
     def crew(self) -> Crew:
-        return Crew(
+        return UnstoredCrew(  # a Crew that writes no kickoff outputs to CrewAI's storage (crews/_crewai_stores.py)
             agents=self.agents,  # type: ignore[attr-defined]  (filled by @CrewBase)
             tasks=self.tasks,  # type: ignore[attr-defined]
             process=Process.sequential,
@@ -242,36 +295,44 @@ class TriageCrew:
 
     # ------------------------------------------------------------------ entry point
 
-    def triage(self, query: str, customer_hint: str | None = None) -> TriageResult:
-        """Classify ``query``, look the customer up and draft the ticket.
+    def triage(self, query: str, customer: CustomerRecord | None = None) -> TriageResult:
+        """Classify ``query``, state the caller's account facts and draft the ticket.
 
-        :param customer_hint: the customer's id or e-mail when the caller knows it.
+        :param customer: the run's verified caller (see ``verify_customer``); None: the requester is
+            unverified and no account's facts are used. The query text never selects an account.
         :raises InvalidQueryError: empty query.
         :raises OutputValidationError: a task's output never validated (retries included).
         :raises LLMError: the model failed otherwise.
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidQueryError("the query to triage is empty")
-        suggestion = self.example_classifier.suggest(query)
-        lookup = self.lookup_tool.db.resolve(query, customer_hint)
-        logger.info("triage suggestion %s/%s (%.2f, rules %s); customer %s by %s", suggestion.category,
+        if customer is not None and not isinstance(customer, CustomerRecord):
+            raise TypeError("customer must be a verified CustomerRecord or None")
+        suggestion = self.example_classifier.suggest(request_text(query, self.config_dir))  # no directive sentences
+        tool = CustomerLookupTool.for_caller(customer)
+        with _tracing.span(f"supportdesk.tool {tool.name}", **{"tool.name": tool.name, "tool.caller": "code"}):
+            lookup = tool.lookup()
+        logger.info("triage suggestion %s/%s (%.2f, rules %s); caller %s", suggestion.category,
                     suggestion.priority, suggestion.confidence, suggestion.rules,
-                    lookup.customer.customer_id if lookup.customer else "-", lookup.matched_by)
+                    "verified" if lookup.found else "unverified")
         inputs = {
             "query": " ".join(query.split()),
+            "customer_message": customer_text(" ".join(query.split())),  # sits in a delimited block (tasks.yaml)
             "categories": self.categories.bullet_list(),
             "classify_note": self.policy.classify_note.format(
                 category=suggestion.category, priority=suggestion.priority, confidence=f"{suggestion.confidence:.2f}"
             ),
-            "customer_facts": lookup.summary or "none",
+            "customer_facts": (f"not given here: call the {tool.name} tool (no arguments) for the caller's account"
+                               if self.policy.agents_call_tools else lookup.summary or "none"),
         }
         with self._run_lock:
+            self.lookup_tool = tool
             self.llm.slot_plans = self._slot_plans(suggestion, lookup, inputs["query"])
             before = self.llm.usage.calls
-            output = self.crew().kickoff(inputs=inputs)
+            output = self._bind_tools(self.crew()).kickoff(inputs=inputs)
             spent = self.llm.usage.completions[before:]
         results = {t.name: t.pydantic for t in output.tasks_output}
-        classification = self._finalise_classification(results.get("classify"), suggestion)
+        classification = self._finalise_classification(results.get("classify"), suggestion, inputs["query"])
         customer = results.get("lookup_customer")
         ticket = results.get("draft_ticket")
         if not isinstance(customer, CustomerLookup) or not isinstance(ticket, TicketDraft):
@@ -293,6 +354,9 @@ class TriageCrew:
 
     def _slot_plans(self, suggestion: TriageSuggestion, lookup: CustomerLookup, query: str) -> dict[str, SlotPlan]:
         policy = self.policy
+        # Text that addresses the assistant (directive markers): nothing the model writes from it is
+        # kept; code's decisions and code's summaries stand (supportdesk._guardrails).
+        directed = bool(injection_markers(query, self.config_dir))
         overrides: dict[str, dict[str, Any]] = {}
         if policy.category_decided_by == "code":
             overrides["category"] = {"enum": [suggestion.category]}
@@ -304,45 +368,90 @@ class TriageCrew:
         plans = {
             "classify": SlotPlan(
                 schema_overrides=overrides,
-                complete=lambda c: self._finalise_classification(c, suggestion),
+                complete=lambda c: self._finalise_classification(c, suggestion, query),
                 max_tokens=policy.tokens("classify"),
             ),
             "lookup_customer": SlotPlan(
                 fill=CustomerSummary,
                 schema_overrides=policy.length_overrides(summary="customer_summary"),
-                complete=lambda s: lookup.model_copy(update={"summary": s.summary}),
+                complete=lambda s: lookup.model_copy(update={"summary": self._vetted_text(s.summary, lookup.summary, lookup)}),
                 max_tokens=policy.tokens("lookup_customer"),
             ),
             "draft_ticket": SlotPlan(
                 schema_overrides=policy.length_overrides(title="title", summary="ticket_summary"),
+                complete=lambda d: TicketDraft(
+                    title=self._vetted_text(d.title, fallback_title(query), lookup),
+                    summary=self._vetted_text(d.summary, self.prompts.ticket_summary(query, suggestion, lookup), lookup),
+                ),
                 max_tokens=policy.tokens("draft_ticket"),
             ),
         }
-        if policy.summaries_written_by == "code":
+        if policy.summaries_written_by == "code" or directed:
             # The facts are already in code's hands: state them instead of asking a small model to.
             plans["lookup_customer"] = SlotPlan(decided=lambda: lookup)
             plans["draft_ticket"] = SlotPlan(
                 fill=TicketTitle,
                 messages=lambda _chat: self.prompts.title_messages(query),
                 complete=lambda t: TicketDraft(
-                    title=grounded_title(t.title, query),
+                    title=fallback_title(query) if directed else self._vetted_text(
+                        grounded_title(t.title, query), fallback_title(query), lookup),
                     summary=self.prompts.ticket_summary(query, suggestion, lookup),
                 ),
                 max_tokens=policy.tokens("draft_ticket"),
             )
         return plans
 
-    def _finalise_classification(self, value: Any, suggestion: TriageSuggestion) -> Classification:
-        """Apply what code decides on top of the model's classification (idempotent)."""
+    def _finalise_classification(self, value: Any, suggestion: TriageSuggestion, query: str = "") -> Classification:
+        """Apply what code decides on top of the model's classification (idempotent).
+
+        Where the model decides (``hosted``), its choice is bounded by code (supportdesk._guardrails):
+        a category outside code's vetted set (code's own plus those with a real share of the nearest
+        examples' vote) gives way to code's; the priority stays within one level of code's and never
+        under a keyword rule's floor; and when ``query`` carries directive markers, code's category,
+        priority and rationale stand whatever the model said.
+        """
         if not isinstance(value, Classification):
             raise OutputValidationError("the classify task finished without a Classification", attempts=1)
+        directed = injection_markers(query, getattr(self, "config_dir", None))
         update: dict[str, Any] = {}
-        if self.policy.category_decided_by == "code":
+        if self.policy.category_decided_by == "code" or directed:
             update["category"] = suggestion.category
-        elif value.category not in self.categories.names:
-            update["category"] = self.categories.fallback
-        if self.policy.priority_decided_by == "code":
+        elif value.category not in vetted_categories(suggestion, self.categories.names):
+            update["category"] = suggestion.category
+        if self.policy.priority_decided_by == "code" or directed:
             update["priority"] = suggestion.priority
         elif self.policy.apply_priority_rules:
-            update["priority"] = raise_priority(value.priority, suggestion.rule_priority)
-        return value.model_copy(update=update) if update else value
+            update["priority"] = bounded_priority(value.priority, suggestion)
+        else:
+            update["priority"] = bounded_priority(value.priority, suggestion, floor=False)
+        if directed or self._leaks(value.rationale):  # the rationale is model text under every policy
+            rules = f", rules {', '.join(suggestion.rules)}" if suggestion.rules else ""
+            update["rationale"] = (f"Nearest labelled examples ({suggestion.confidence:.2f}{rules}) suggest "
+                                   f"{suggestion.category}.")[:200]
+        changed = {k: v for k, v in update.items() if getattr(value, k) != v}
+        if changed and self.policy.category_decided_by != "code":
+            logger.info("triage guardrail kept code's %s (markers %s)", sorted(changed), directed or "-")
+        return value.model_copy(update=changed) if changed else value
+
+    # ------------------------------------------------------------------ guardrails on model-written text
+
+    def _leaks(self, text: str) -> bool:
+        """True when ``text`` reproduces this crew's prompt prose (roles, backstories, task text)."""
+        guard = getattr(self, "_leak_guard", None)
+        if guard is None:
+            prose: list[str] = [self.policy.classify_note, self.prompts.title_system, self.prompts.summary_template]
+            for section in (self.agents_config, self.tasks_config):  # type: ignore[attr-defined]
+                for spec in (section or {}).values():
+                    if isinstance(spec, Mapping):
+                        prose += [str(v) for v in spec.values() if isinstance(v, str)]
+            guard = self._leak_guard = PromptLeakGuard.from_prose(prose)
+        return guard.leaks(text)
+
+    def _vetted_text(self, text: str, fallback: str, lookup: CustomerLookup) -> str:
+        """The model's ``text`` unless it leaks the prompts or names an account other than the caller's."""
+        record = lookup.customer
+        own = [record.customer_id, record.email] if record is not None else []
+        if self._leaks(text) or mentions_other_account(text, own):
+            logger.info("triage guardrail replaced model text (prompt leak or another account)")
+            return fallback
+        return text

@@ -8,6 +8,8 @@ Tables (all prefixed ``durable_`` so they can share a database with other suppor
 
 ``durable_runs``         one row per run id: query, status, latest state, the execution lease
                          (``lease_owner``, ``lease_expires``) and the audit sequence counter
+``durable_payloads``     the fingerprint of each run's payload (query, customer): a run id is an
+                         idempotency key, reusable only with the same payload
 ``durable_checkpoints``  one row per completed step, in order (``seq``)
 ``durable_calls``        the call journal: recorded LLM completions and tool results for replay
 ``durable_effects``      side-effect intents and their outcomes (exactly-one ticket)
@@ -77,6 +79,11 @@ DDL: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     )""",
     "CREATE INDEX IF NOT EXISTS durable_runs_status ON durable_runs (status, updated_at)",
+    # A table of its own (not a column) so databases created before it gain it without a migration.
+    """CREATE TABLE IF NOT EXISTS durable_payloads (
+        run_id TEXT PRIMARY KEY REFERENCES durable_runs (run_id),
+        fingerprint TEXT NOT NULL
+    )""",
 )
 
 APPEND_ONLY_SQLITE: tuple[str, ...] = (
@@ -112,6 +119,10 @@ RUN_INSERT = """INSERT INTO durable_runs (run_id, query, customer_hint, status, 
     ON CONFLICT (run_id) DO NOTHING"""
 
 RUN_GET = f"SELECT {RUN_COLUMNS} FROM durable_runs WHERE run_id = ?"
+
+PAYLOAD_INSERT = "INSERT INTO durable_payloads (run_id, fingerprint) VALUES (?, ?) ON CONFLICT (run_id) DO NOTHING"
+
+PAYLOAD_GET = "SELECT fingerprint FROM durable_payloads WHERE run_id = ?"
 
 RUN_LIST = f"SELECT {RUN_COLUMNS} FROM durable_runs ORDER BY created_at DESC, run_id LIMIT ?"
 
@@ -200,3 +211,10 @@ AUDIT_BUMP = "UPDATE durable_runs SET audit_seq = audit_seq + 1 WHERE run_id = ?
 AUDIT_INSERT = "INSERT INTO durable_audit (run_id, seq, ts, step, kind, data_json) VALUES (?, ?, ?, ?, ?, ?)"
 
 AUDIT_LIST = "SELECT run_id, seq, ts, step, kind, data_json FROM durable_audit WHERE run_id = ? ORDER BY seq"
+
+# Approval decisions: the run row's lock serialises deciders (a no-op UPDATE locks the row in PostgreSQL;
+# SQLite write transactions are exclusive already); the first entry of a kind wins.
+RUN_LOCK = "UPDATE durable_runs SET audit_seq = audit_seq WHERE run_id = ?"
+
+AUDIT_FIRST_OF_KIND = """SELECT run_id, seq, ts, step, kind, data_json FROM durable_audit
+    WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT 1"""

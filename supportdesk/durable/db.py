@@ -21,6 +21,13 @@ explicit transaction (READ COMMITTED: every statement the journal runs is a sing
 ``UPDATE ... WHERE`` or ``INSERT ... ON CONFLICT``, which is race-free at that level).
 
 Connections are cached per thread and per process (a forked child opens its own).
+
+Opening a fresh SQLite file from many processes at once: switching the journal mode to WAL needs an
+exclusive lock, and SQLite does not run the busy handler for that pragma, so concurrent first
+openers used to fail with "database is locked". The switch therefore happens once per file, under
+an advisory file lock (``<db>.lock``) and with a retry loop bounded by the busy timeout; WAL is a
+property of the file, so every later connection just reads it. Every other lock wait honours
+``busy_timeout``; a lock still held after it is a one-line :class:`~supportdesk.errors.StoreBusyError`.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +44,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from supportdesk.durable import _sql
-from supportdesk.errors import ConfigError
+from supportdesk.errors import ConfigError, StoreBusyError
 
 __all__ = ["Database", "Dialect", "Transaction"]
 
@@ -134,14 +142,38 @@ class Database:
             conn = sqlite3.connect(
                 self.sqlite_path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self.sqlite_synchronous}")
-            conn.execute("PRAGMA foreign_keys = ON")
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                self._ensure_wal(conn)
+                conn.execute(f"PRAGMA synchronous = {self.sqlite_synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                conn.close()
+                raise
             return conn
         import psycopg
 
         return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
+
+    def _ensure_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode once: under a cross-process file lock, retrying SQLITE_BUSY with backoff."""
+        if _journal_mode(conn) == "wal":
+            return
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        with _file_lock(self.sqlite_path.with_name(self.sqlite_path.name + ".lock"), deadline, self.redacted_url):
+            delay = 0.005
+            while True:
+                try:
+                    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise _busy_error(self.redacted_url, exc) from exc
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                    continue
+                if mode != "wal":
+                    raise ConfigError(f"{self.redacted_url}: SQLite refused WAL mode (got {mode!r})")
+                return
 
     def _connection(self) -> Any:
         pid = os.getpid()
@@ -199,6 +231,8 @@ class Database:
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             logger.warning("SQLite error on %s: %s", self.redacted_url, exc)
             self._drop_connection()
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise _busy_error(self.redacted_url, exc) from exc
             raise
         except Exception as exc:
             if self.dialect == "postgresql" and _is_pg_connection_error(exc):
@@ -233,6 +267,55 @@ class Database:
                     )
             self._schema_ready = True
             logger.debug("durable schema ready on %s", self.redacted_url)
+
+
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            return ""  # unknown yet: take the locked path
+        raise
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _busy_error(url: str, exc: BaseException) -> StoreBusyError:
+    return StoreBusyError(f"{url}: the database stayed locked past its busy timeout ({exc})")
+
+
+@contextmanager
+def _file_lock(path: Path, deadline: float, url: str) -> Iterator[None]:
+    """An advisory exclusive lock on ``path`` (POSIX flock), polled until ``deadline``; a no-op elsewhere."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: rely on the retry loop alone
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise _busy_error(url, exc) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _is_pg_connection_error(exc: BaseException) -> bool:

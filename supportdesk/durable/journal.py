@@ -26,6 +26,7 @@ Checkpoints and step starts renew the lease.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -46,7 +47,7 @@ from pydantic import BaseModel
 from supportdesk.durable import _sql
 from supportdesk.durable.db import Database, Transaction
 from supportdesk.durable.redact import redact, redact_data
-from supportdesk.errors import LeaseLostError, RunNotFoundError
+from supportdesk.errors import IdempotencyConflictError, LeaseLostError, RunNotFoundError
 
 __all__ = [
     "AuditEntry",
@@ -57,6 +58,7 @@ __all__ = [
     "RunJournal",
     "RunStatus",
     "StepScope",
+    "payload_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,13 +67,15 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class RunStatus(str, Enum):
-    """Where a durable run stands. ``completed`` and ``failed`` are final; the rest can be resumed."""
+    """Where a durable run stands. ``completed`` and ``failed`` are final; the rest can be resumed.
+    ``awaiting_approval``: parked (lease released) until an approval decision is journaled."""
 
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     NEEDS_RECONCILE = "needs_reconcile"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 FINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED})
@@ -225,6 +229,15 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+def payload_fingerprint(query: str, customer: str | None) -> str:
+    """The SHA-256 of a run's payload: the query text and the caller's stated customer (trimmed, case-folded).
+
+    Stored with the run; a run id reused with a payload of another fingerprint is refused.
+    """
+    who = customer.strip().casefold() if customer else None
+    return hashlib.sha256(json.dumps([query, who], ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def _default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -288,17 +301,24 @@ class RunJournal:
 
         Returns at once when the lease is taken or the run is final; otherwise retries every
         ``poll_s`` for up to ``wait_s`` seconds (the owner may finish, or its lease may expire), then
-        returns a handle with ``acquired=False``. ``query``/``customer_hint`` only matter for a new run.
+        returns a handle with ``acquired=False``. ``query``/``customer_hint`` are stored for a new run;
+        for an existing one they must be the payload it was created with.
+
+        :raises IdempotencyConflictError: the run exists with a different payload (nothing is changed).
         """
         if not run_id:
             raise ValueError("run_id must not be empty")
         now_iso = self._iso()
+        fingerprint = payload_fingerprint(query, customer_hint)
         with self.db.transaction() as tx:
             created = tx.execute(_sql.RUN_INSERT, (run_id, query, customer_hint, now_iso, now_iso)) == 1
             if created:
+                tx.execute(_sql.PAYLOAD_INSERT, (run_id, fingerprint))
                 self._audit(
                     tx, run_id, "run_created", {"query_chars": len(query), "has_hint": customer_hint is not None}
                 )
+            else:
+                self._check_payload(tx, run_id, fingerprint)
         if created:
             logger.info("run %s created", run_id)
         deadline = self._clock() + max(0.0, wait_s)
@@ -368,7 +388,10 @@ class RunJournal:
             if row is None:
                 self._raise_fenced(tx, run_id)
             seq = int(row[0])  # type: ignore[index]
-            tx.execute(_sql.CHECKPOINT_INSERT, (run_id, seq, step, state_json, self._iso()))
+            # The history keeps the step and a digest only: a resume reads the latest state from the run
+            # row, so earlier copies of the customer's text are not kept at rest.
+            digest = "sha256:" + hashlib.sha256(state_json.encode("utf-8")).hexdigest()
+            tx.execute(_sql.CHECKPOINT_INSERT, (run_id, seq, step, digest, self._iso()))
             self._audit(tx, run_id, "checkpoint", {"seq": seq, "bytes": len(state_json)}, step=step)
         logger.debug("run %s: checkpoint %d after %s", run_id, seq, step)
         return seq
@@ -434,6 +457,28 @@ class RunJournal:
         """Give up the lease without changing the status (another executor may resume at once)."""
         with self.db.transaction() as tx:
             tx.execute(_sql.RUN_RELEASE, (self._iso(), run_id, self.owner))
+
+    def check_payload(self, run_id: str, query: str, customer_hint: str | None) -> RunInfo | None:
+        """The run's row if ``run_id`` exists with this payload, None if no run has this id (a read).
+
+        :raises IdempotencyConflictError: the run was created with a different query or customer.
+        """
+        with self.db.transaction(write=False) as tx:
+            if tx.fetchone(_sql.RUN_GET, (run_id,)) is None:
+                return None
+            self._check_payload(tx, run_id, payload_fingerprint(query, customer_hint))
+            return self._get(tx, run_id)
+
+    def _check_payload(self, tx: Transaction, run_id: str, fingerprint: str) -> None:
+        row = tx.fetchone(_sql.PAYLOAD_GET, (run_id,))
+        if row is not None:
+            stored = str(row[0])
+        else:  # a run created before payloads were fingerprinted: derive it from the stored payload
+            info = self._get(tx, run_id)
+            stored = payload_fingerprint(info.query, info.customer_hint)
+        if stored != fingerprint:
+            logger.warning("run %s: reused with a different payload; refused", run_id)
+            raise IdempotencyConflictError(run_id)
 
     def get(self, run_id: str) -> RunInfo:
         """The run's row; :class:`RunNotFoundError` for an unknown id."""
@@ -611,10 +656,33 @@ class RunJournal:
         ``step`` defaults to the current step. Kinds used here: run_created, lease_acquired,
         step_start, step_end, checkpoint, llm_call, llm_replay, tool_call, tool_replay,
         side_effect_intent, side_effect_unclear, side_effect_rejected, side_effect_outcome,
-        error, run_finished.
+        error, run_finished; approval_requested and approval_decision (:meth:`append_audit_once`).
         """
         with self.db.transaction() as tx:
             return self._audit(tx, run_id, kind, dict(data or {}), step=step)
+
+    def append_audit_once(
+        self, run_id: str, kind: str, data: Mapping[str, Any] | None = None, *, step: str | None = None
+    ) -> tuple[bool, AuditEntry]:
+        """Append ``kind`` unless the trail has an entry of that kind already: the first one wins, also
+        between processes (one transaction holding the run row's lock). Returns (appended, the winning entry).
+        Approval decisions use it, so a decision is journaled exactly once before it is applied."""
+        with self.db.transaction() as tx:
+            if tx.execute(_sql.RUN_LOCK, (run_id,)) != 1:
+                raise RunNotFoundError(run_id)
+            row = tx.fetchone(_sql.AUDIT_FIRST_OF_KIND, (run_id, kind))
+            appended = row is None
+            if appended:
+                self._audit(tx, run_id, kind, dict(data or {}), step=step)
+                row = tx.fetchone(_sql.AUDIT_FIRST_OF_KIND, (run_id, kind))
+        assert row is not None
+        return appended, AuditEntry(row[0], int(row[1]), row[2], row[3], row[4], json.loads(row[5]))
+
+    def first_audit(self, run_id: str, kind: str) -> AuditEntry | None:
+        """The run's first audit entry of ``kind``, or None."""
+        with self.db.transaction(write=False) as tx:
+            row = tx.fetchone(_sql.AUDIT_FIRST_OF_KIND, (run_id, kind))
+        return AuditEntry(row[0], int(row[1]), row[2], row[3], row[4], json.loads(row[5])) if row else None
 
     def record_error(self, run_id: str, exc: BaseException, *, step: str | None = None) -> int:
         """Audit an exception (type and redacted message)."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,12 @@ def add_eval_parser(subparsers: Any, name: str = "eval") -> argparse.ArgumentPar
                         help="rag: the FAQ stage; triage: the code classifier; flow: the whole flow (default: flow)")
     parser.add_argument("--kb", type=Path, default=None, help="KB.jsonl the FAQ stage answers from (rag, flow)")
     parser.add_argument("--examples", type=Path, default=None,
-                        help="labelled examples (query, category[, priority]) for the nearest-example classifier "
-                             "(default: the packaged config/triage_examples.yaml); those labelled 'unknown' are "
-                             "also the FAQ's escalation examples (queries it must not answer)")
+                        help="labelled examples (query, category[, priority]); those labelled 'unknown' are the "
+                             "FAQ's escalation examples (queries it must not answer)")
+    parser.add_argument("--classifier-examples", type=Path, default=None,
+                        help="triage/flow: classify by nearest neighbour over these examples (a dataset's own "
+                             "training rows, a yardstick) instead of the shipped classifier "
+                             "(config/triage_examples.yaml and its rules, what the flow uses)")
     add_eval_arguments(parser)
     return parser
 
@@ -143,7 +145,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
     try:
         if args.limit is not None and args.limit < 1:
             raise EvalDataError("--limit must be at least 1")
-        for flag, path in (("--cases", args.cases), ("--kb", args.kb), ("--examples", args.examples)):
+        classifier_examples = getattr(args, "classifier_examples", None)
+        for flag, path in (("--cases", args.cases), ("--kb", args.kb), ("--examples", args.examples),
+                           ("--classifier-examples", classifier_examples)):
             if path is not None and not Path(path).is_file():
                 raise EvalDataError(f"{flag} {path}: no such file")
         if stage in ("rag", "flow") and args.kb is None:
@@ -151,10 +155,12 @@ def run_eval_command(args: argparse.Namespace) -> int:
         cases = stage_cases(load_cases(args.cases), stage)
         if not cases:
             raise EvalDataError(f"{args.cases}: no cases")
-        built = build_stage(stage, kb=args.kb, examples=args.examples)
+        built = build_stage(stage, kb=args.kb, examples=args.examples, classifier_examples=classifier_examples)
     except (EvalDataError, SupportdeskError, OSError) as exc:
         return _fail("eval", exc)
-    progress = _progress_printer() if stage == "flow" else None
+    from supportdesk._console import CaseProgress
+
+    progress = CaseProgress(f"eval {stage}").start()  # every stage: a bar on a terminal, tenths when piped
     try:
         report = run_eval(
             cases, built.predict, name=f"{stage}: {Path(args.cases).name}", limit=args.limit, seed=args.seed,
@@ -166,6 +172,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     except OSError as exc:  # an unwritable --json / --report path
         return _fail("eval", exc)
     finally:
+        progress.stop()
         built.close()
     return EXIT_OK
 
@@ -201,13 +208,3 @@ def _fail(command: str, exc: BaseException) -> int:
     message = " ".join(str(exc).split()) or type(exc).__name__
     print(f"supportdesk {command}: error: {message}", file=sys.stderr)
     return EXIT_DATA
-
-
-def _progress_printer() -> Any:
-    started = time.perf_counter()
-
-    def progress(index: int, total: int, result: Any) -> None:
-        print(f"[{index}/{total}] {result.latency_s:.1f}s  (elapsed {time.perf_counter() - started:.0f}s)",
-              file=sys.stderr, flush=True)
-
-    return progress

@@ -18,6 +18,7 @@ import csv
 import json
 import logging
 import random
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -160,6 +161,53 @@ def _readable(intent: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+#: Share of a labelled dataset's intents that become FAQ entries in its FAQ-mode files; the other
+#: intents' queries are out of scope (expected to escalate), as on real traffic where half or more of
+#: what customers type matches no entry.
+FAQ_INTENT_FRACTION = 0.5
+#: Training utterances per FAQ entry in FAQ mode (question + paraphrases), like a hand-written FAQ.
+FAQ_TEXTS_PER_ENTRY = 20
+
+
+def _faq_mode(
+    result: ConversionResult, name: str, split: str, train: Sequence[tuple[str, str]],
+    split_rows: Sequence[tuple[str, str]], out: Path, seed: int,
+) -> None:
+    """FAQ-mode files of an intent-labelled dataset: ``<name>.kb.jsonl`` and
+    ``<name>.<split>.faq.cases.jsonl``.
+
+    A seeded :data:`FAQ_INTENT_FRACTION` of the intents (``random.Random(f"{seed}:faq-intents")``)
+    become entries built from their training utterances only (at most :data:`FAQ_TEXTS_PER_ENTRY`);
+    cases of those intents expect ``answer`` from their entry, cases of the other intents ``escalate``
+    (near out-of-scope: same domain, no entry). ``train``/``split_rows``: (text, intent) pairs.
+    """
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for text, intent in train:
+        if text.strip():
+            by_intent[intent].append(_clean(text))
+    intents = sorted(by_intent)
+    random.Random(f"{seed}:faq-intents").shuffle(intents)
+    kept = set(intents[: max(1, round(len(intents) * FAQ_INTENT_FRACTION))])
+    def slug(intent: str) -> str:  # entry ids are slugs (BANKING77 has 'reverted_card_payment?')
+        return re.sub(r"[^A-Za-z0-9_.:-]+", "_", intent).strip("_") or "intent"
+
+    kb = []
+    for intent in sorted(kept):
+        texts = list(dict.fromkeys(by_intent[intent]))[:FAQ_TEXTS_PER_ENTRY]
+        readable = _readable(intent)
+        kb.append(KBEntry(id=slug(intent), question=texts[0], paraphrases=texts[1:],
+                          answer=f"{readable}: this is the help-desk answer for '{readable.lower()}' ({name} intent {intent})."))
+    cases = [
+        Case(id=f"{name}-{split}-faq-{i:05d}", query=text.strip(),
+             expected_route="answer" if intent in kept else "escalate",
+             expected_faq_id=slug(intent) if intent in kept else None, split=split, meta={"intent": intent})
+        for i, (text, intent) in enumerate(split_rows) if text.strip()
+    ]
+    result._write("kb", out / f"{name}.kb.jsonl", kb)
+    result._write("faq cases", out / f"{name}.{split}.faq.cases.jsonl", cases)
+    result.notes.append(f"FAQ mode: {len(kept)} of {len(intents)} intents are entries, the rest out of scope")
+
+
 # --------------------------------------------------------------------------------------------- clinc150
 
 
@@ -276,6 +324,8 @@ def convert_banking77(
     result = ConversionResult("banking77", split)
     result._write("cases", Path(out) / f"banking77.{split}.cases.jsonl", cases)
     result._write("examples", Path(out) / "banking77.train.examples.jsonl", examples)
+    _faq_mode(result, "banking77", split, [(r["text"], r["category"]) for r in parts["train"]],
+              [(r["text"], r["category"]) for r in rows], Path(out), seed)
     return result
 
 
@@ -333,6 +383,8 @@ def convert_bitext(
         result.notes.append(f"dropped {len(rows) - len(unique)} duplicate instructions before splitting")
     result._write("cases", Path(out) / f"bitext.{split}.cases.jsonl", cases)
     result._write("examples", Path(out) / "bitext.train.examples.jsonl", examples)
+    _faq_mode(result, "bitext", split, [(r["instruction"], r["intent"]) for r in parts["train"]],
+              [(r["instruction"], r["intent"]) for r in parts[split]], Path(out), seed)
     return result
 
 

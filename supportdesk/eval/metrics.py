@@ -24,8 +24,13 @@ __all__ = [
     "Metrics",
     "Prediction",
     "category_accuracy",
+    "RiskCoverage",
+    "aurc",
     "category_macro_f1",
     "compute_metrics",
+    "coverage",
+    "full_accuracy",
+    "risk_coverage_curve",
     "confusion_matrix",
     "escalation_precision",
     "escalation_recall",
@@ -58,6 +63,8 @@ class Prediction(BaseModel):
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    confidence: float | None = Field(default=None, description="The answer confidence the gate compared "
+                                     "(top fused score; -inf when an escalation example ranked first).")
     error: str | None = Field(default=None, description="Failure reason (e.g. an exception class name).")
     error_message: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict, description="Free-form: scores, answer text ...")
@@ -112,12 +119,25 @@ class ConfusionMatrix(BaseModel):
         return self.counts[self.rows.index(expected)][self.columns.index(predicted)]
 
 
+class RiskCoverage(BaseModel):
+    """The risk-coverage curve: answer the most confident cases first; at each coverage (answered over
+    all) the risk is the wrong share among those answered. ``operating_point``: (coverage, risk) of
+    what the stage actually decided."""
+
+    coverage: list[float]
+    risk: list[float]
+    aurc: float | None
+    operating_point: tuple[float, float] | None = None
+    n: int = 0
+
+
 class Metrics(BaseModel):
     """All metrics of one run."""
 
     n_cases: int
     values: list[MetricValue]
     confusion: dict[str, ConfusionMatrix] = Field(default_factory=dict)
+    risk_coverage: RiskCoverage | None = None
     failures: dict[str, int] = Field(default_factory=dict)
 
     def __getitem__(self, name: str) -> MetricValue:
@@ -176,6 +196,71 @@ def wrong_answer_rate(results: Sequence[CaseResult]) -> MetricValue:
         for r in judged
     )
     return _metric("wrong_answer_rate", wrong, len(judged), "answered, but should have escalated or used another entry")
+
+
+def _route_judged(results: Sequence[CaseResult]) -> list[CaseResult]:
+    return [r for r in results if r.case.expected_route is not None or r.case.expected_faq_id is not None]
+
+
+def _expects_answer(r: CaseResult) -> bool:
+    return r.case.expected_route == "answer" or (r.case.expected_route is None and r.case.expected_faq_id is not None)
+
+
+def _right_if_answered(r: CaseResult) -> bool:
+    """An answer would be right: the case expects one, and from the predicted (top) entry if it names one."""
+    if not _expects_answer(r):
+        return False
+    if r.case.expected_faq_id is None:
+        return True
+    top = r.predicted_faq_id or (r.top_faq_ids[0] if r.top_faq_ids else None)
+    return top == r.case.expected_faq_id
+
+
+def full_accuracy(results: Sequence[CaseResult]) -> MetricValue:
+    """Share of route-judged cases decided right: an expected escalation escalated, an expected answer
+    answered (from the expected entry when the case names one). Failed cases are wrong."""
+    judged = _route_judged(results)
+    hits = sum(
+        (r.predicted_route == "escalate" and not _expects_answer(r))
+        or (r.predicted_route == "answer" and _right_if_answered(r))
+        for r in judged
+    )
+    return _metric("full_accuracy", hits, len(judged), "escalation escalated, answer from the right entry")
+
+
+def coverage(results: Sequence[CaseResult]) -> MetricValue:
+    """Share of route-judged cases answered."""
+    judged = _route_judged(results)
+    return _metric("coverage", sum(r.predicted_route == "answer" for r in judged), len(judged), "answered over all")
+
+
+def risk_coverage_curve(results: Sequence[CaseResult], max_points: int = 200) -> RiskCoverage | None:
+    """The risk-coverage curve over the route-judged cases that carry a ``confidence`` (see
+    :class:`RiskCoverage`); a case answered wrongly if answered counts as risk. AURC: the mean risk
+    over every coverage level (ties answered together), lower is better."""
+    judged = [r for r in _route_judged(results) if r.confidence is not None]
+    if not judged:
+        return None
+    import numpy as np
+
+    from supportdesk.rag.scoring import risk_coverage
+
+    conf = np.array([r.confidence for r in judged], dtype=np.float64)
+    conf = np.where(np.isfinite(conf), conf, -1e9)
+    cov, risk, area = risk_coverage(conf, np.array([_right_if_answered(r) for r in judged]))
+    keep = np.unique(np.linspace(0, cov.size - 1, min(max_points, cov.size)).round().astype(int))
+    wa = wrong_answer_rate(judged)
+    answered = sum(r.predicted_route == "answer" for r in judged)
+    point = (answered / len(judged), wa.value or 0.0)
+    return RiskCoverage(coverage=[float(x) for x in cov[keep]], risk=[float(x) for x in risk[keep]], aurc=area,
+                        operating_point=point, n=len(judged))
+
+
+def aurc(results: Sequence[CaseResult]) -> MetricValue:
+    """Area under the risk-coverage curve (lower is better; see :func:`risk_coverage_curve`)."""
+    curve = risk_coverage_curve(results)
+    return MetricValue(name="aurc", value=None if curve is None else curve.aurc, n=0 if curve is None else curve.n,
+                       description="area under the risk-coverage curve (lower is better)")
 
 
 # ------------------------------------------------------------------------------------------------ faq
@@ -307,8 +392,12 @@ def compute_metrics(results: Sequence[CaseResult]) -> Metrics:
         values += [route_accuracy(results), escalation_precision(results), escalation_recall(results)]
     if has_faq:
         values += [faq_hit_at(results, 1), faq_hit_at(results, 5), faq_answer_accuracy(results)]
+    curve = risk_coverage_curve(results) if (has_route or has_faq) else None
     if has_route or has_faq:
-        values.append(wrong_answer_rate(results))
+        values += [full_accuracy(results), wrong_answer_rate(results), coverage(results)]
+        if curve is not None:
+            values.append(MetricValue(name="aurc", value=curve.aurc, n=curve.n,
+                                      description="area under the risk-coverage curve (lower is better)"))
     if has_category:
         values += [category_accuracy(results), category_macro_f1(results)]
     if has_priority:
@@ -333,4 +422,4 @@ def compute_metrics(results: Sequence[CaseResult]) -> Metrics:
         confusion["priority"] = confusion_matrix(
             "priority", [(r.case.expected_priority, r.predicted_priority) for r in results if r.case.expected_priority],
             PRIORITIES)
-    return Metrics(n_cases=len(results), values=values, confusion=confusion, failures=failures)
+    return Metrics(n_cases=len(results), values=values, confusion=confusion, failures=failures, risk_coverage=curve)

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from supportdesk.eval.metrics import CaseResult, ConfusionMatrix, MetricValue
+from supportdesk.eval.metrics import CaseResult, ConfusionMatrix, MetricValue, RiskCoverage
 
 if TYPE_CHECKING:
     from supportdesk.eval.runner import EvalReport
 
-__all__ = ["format_table", "format_value", "heatmap_html", "latency_histogram_svg", "render_html", "write_html", "write_json"]
+__all__ = ["format_table", "format_value", "heatmap_html", "latency_histogram_svg", "render_html",
+           "risk_coverage_svg", "write_html", "write_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,39 @@ def _misses_table(results: Sequence[CaseResult]) -> str:
             f"{rows}</table>")
 
 
+def risk_coverage_svg(curve: RiskCoverage, *, width: int = 480, height: int = 300) -> str:
+    """An SVG plot of the risk-coverage curve (coverage on x, wrong-answer risk on y) with the
+    operating point marked."""
+    left, bottom, top, right = 48, 36, 12, 12
+    pw, ph = width - left - right, height - top - bottom
+    ymax = max(0.05, min(1.0, max(curve.risk or [0.0]) * 1.1))
+
+    def xy(c: float, r: float) -> tuple[float, float]:
+        return left + c * pw, top + ph - min(r, ymax) / ymax * ph
+
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(c, r) for c, r in zip(curve.coverage, curve.risk)))
+    ticks = "".join(
+        f'<text x="{left - 6}" y="{xy(0, v)[1] + 4:.1f}" text-anchor="end" font-size="11">{v:.2f}</text>'
+        f'<line x1="{left}" x2="{left + pw}" y1="{xy(0, v)[1]:.1f}" y2="{xy(0, v)[1]:.1f}" stroke="#eee"/>'
+        for v in (ymax * k / 4 for k in range(5)))
+    xticks = "".join(f'<text x="{xy(v, 0)[0]:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11">{v:.1f}</text>'
+                     for v in (0, 0.25, 0.5, 0.75, 1.0))
+    mark = ""
+    if curve.operating_point is not None:
+        ox, oy = xy(*curve.operating_point)
+        mark = (f'<circle cx="{ox:.1f}" cy="{oy:.1f}" r="5" fill="#d62728"><title>operating point: coverage '
+                f'{curve.operating_point[0]:.3f}, wrong-answer rate {curve.operating_point[1]:.3f}</title></circle>'
+                f'<text x="{ox + 8:.1f}" y="{oy - 6:.1f}" font-size="11" fill="#d62728">operating point</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="risk-coverage curve">{ticks}{xticks}'
+            f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#333"/>'
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#333"/>'
+            f'<polyline points="{points}" fill="none" stroke="#1f77b4" stroke-width="2"/>{mark}'
+            f'<text x="{left + pw / 2:.0f}" y="{height - 4}" text-anchor="middle" font-size="12">coverage (answered / all)</text>'
+            f'<text x="12" y="{top + ph / 2:.0f}" font-size="12" transform="rotate(-90 12 {top + ph / 2:.0f})" '
+            f'text-anchor="middle">risk (wrong / answered)</text></svg>')
+
+
 def render_html(report: EvalReport) -> str:
     """The report as one self-contained HTML page."""
     metrics = report.metrics
@@ -220,6 +254,11 @@ def render_html(report: EvalReport) -> str:
     if metrics.confusion:
         sections += ["<h2>Confusion matrices</h2><div class=wrap>",
                      *(heatmap_html(m) for m in metrics.confusion.values()), "</div>"]
+    if metrics.risk_coverage is not None:
+        curve = metrics.risk_coverage
+        sections += ["<h2>Risk-coverage</h2>",
+                     f"<p class=meta>AURC {curve.aurc:.4f} over {curve.n:,} cases; the red point is what the stage "
+                     "decided (its coverage and wrong-answer rate).</p>", risk_coverage_svg(curve)]
     sections += ["<h2>Latency</h2>", latency_histogram_svg([r.latency_s for r in report.results])]
     sections += ["<h2>Failures by reason</h2>",
                  f"<table><tr><th>reason</th><th>cases</th></tr>{failures}</table>" if failures else "<p>None.</p>"]

@@ -82,9 +82,13 @@ def prediction_from_rag(result: Any) -> Prediction:
     for ident, _score in candidates:
         if ident not in top:
             top.append(ident)
+    confidence = _get(result, "confidence", None)
+    if confidence is not None and candidates and candidates[0][1] is not None and candidates[0][1] < confidence - 1e-6:
+        confidence = float("-inf")  # the escalation pseudo-entry ranked first: never answerable
     prediction = Prediction(
         predicted_route=route,  # type: ignore[arg-type]
         predicted_faq_id=_get(result, "faq_id", None),
+        confidence=None if confidence is None else float(confidence),
         top_faq_ids=top[:TOP_K],
         detail={"scores": [[ident, score] for ident, score in candidates[:TOP_K]]},
         **_usage(result),
@@ -245,19 +249,24 @@ def _rag_pipeline(kb_path: Path | str, settings: Any, model: Any, kind: str,
     """The FAQ stage over ``kb_path`` with the policy of ``kind``; offline: no web search."""
     from supportdesk.rag.pipeline import FAQPipeline, load_rag_policy
 
+    from supportdesk.rag.pipeline import _max_wrong
+
     policy = load_rag_policy(settings.decision_policy or kind, settings.config_dir)
     return FAQPipeline(_load_kb(kb_path, escalate), model, None, policy, cache_dir=Path(settings.home) / "cache",
-                       config_dir=settings.config_dir)
+                       config_dir=settings.config_dir, max_wrong=_max_wrong(policy, settings),
+                       calibration_file=getattr(settings, "resolved_calibration_file", None))
 
 
 def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | str | None = None,
-                settings: Any = None) -> BuiltStage:
+                settings: Any = None, classifier_examples: Path | str | None = None) -> BuiltStage:
     """Build ``rag``, ``triage`` or ``flow`` for evaluation, offline.
 
     * ``rag``: :class:`~supportdesk.rag.pipeline.FAQPipeline` over ``kb`` (no web search), with the
       ``examples`` labelled ``unknown`` as its escalation examples (:func:`escalate_examples`). Under
       the embedded policy code decides, so the model is never loaded;
-    * ``triage``: the code classifier (:func:`build_classifier`); no LLM call;
+    * ``triage``: the shipped code classifier the flow uses (:func:`build_classifier` over the packaged
+      ``triage_examples.yaml`` and its rules), or a nearest-neighbour over ``classifier_examples`` (a
+      dataset's own training rows: a yardstick, not what ships); no LLM call;
     * ``flow``: :func:`supportdesk.handle_query` with services over ``kb`` and the classifier, the
       model of ``settings.llm`` (the embedded one by default), no web search, and tickets, customers and
       run records in a temporary home (caches stay in the real one).
@@ -266,9 +275,11 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
 
     settings = settings or load_settings()
     if stage == "triage":
-        classifier = build_classifier(examples, policy=settings.decision_policy or "embedded",
+        classifier = build_classifier(classifier_examples, policy=settings.decision_policy or "embedded",
                                       config_dir=settings.config_dir, cache_dir=Path(settings.home) / "cache")
-        return BuiltStage(triage_predictor(classifier.suggest), {"classifier": classifier.describe()})
+        return BuiltStage(triage_predictor(classifier.suggest),
+                          {"classifier": classifier.describe(),
+                           "classifier_source": str(classifier_examples) if classifier_examples else "shipped"})
 
     from supportdesk.llm.factory import LLMFactory
 
@@ -288,7 +299,6 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
         raise ValueError(f"unknown stage {stage!r}")
 
     from supportdesk import handle_query
-    from supportdesk.crews.tools.customer_db import CustomerDB
     from supportdesk.crews.tools.ticketing import build_ticket_backend
     from supportdesk.crews.triage.triage_crew import TriageCrew
     from supportdesk.flows.services import SupportServices
@@ -299,11 +309,11 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
     run_settings = settings.model_copy(update={"home": Path(scratch.name), "database_url": None,
                                                "jira_url": None, "serper_api_key": None})
     pipeline = _rag_pipeline(kb, settings, model, factory.kind, escalate)
-    classifier = build_classifier(examples, policy=policy, config_dir=settings.config_dir,
+    classifier = build_classifier(classifier_examples, policy=policy, config_dir=settings.config_dir,
                                   cache_dir=Path(settings.home) / "cache")
     services = SupportServices(
         faq=pipeline,
-        triage=TriageCrew(model, CustomerDB.from_settings(run_settings), policy=policy, classifier=classifier,
+        triage=TriageCrew(model, policy=policy, classifier=classifier,
                           config_dir=settings.config_dir),
         tickets=build_ticket_backend(run_settings),
         chat_model=model,

@@ -28,6 +28,8 @@ class Completion:
     completion_tokens: int = 0
     latency_s: float = 0.0
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Prompt tokens the provider served from its prompt cache (llama.cpp's, OpenAI's, Anthropic's); 0 if unknown.
+    cached_prompt_tokens: int = field(default=0, compare=False)
 
 
 @runtime_checkable

@@ -1,9 +1,12 @@
-"""Anthropic's Messages API over httpx. Structured output uses a forced tool whose input schema is
-the response schema, so the answer arrives as JSON arguments::
+"""Anthropic's Messages API through the official ``anthropic`` SDK. Structured output uses a forced
+tool whose input schema is the response schema, so the answer arrives as JSON arguments::
 
     from supportdesk.llm.anthropic import AnthropicModel
 
     model = AnthropicModel("claude-haiku-4-5", api_key="sk-ant-...")
+
+The SDK's own retries are off (``max_retries=0``): transient failures (timeouts, 429, 5xx and 529
+"overloaded", Retry-After honoured) go through the one policy of :mod:`supportdesk._retry`.
 """
 
 from __future__ import annotations
@@ -13,22 +16,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anthropic
 import httpx
 
-from supportdesk.errors import LLMProviderError
-from supportdesk.llm._http import post_json
+from supportdesk._retry import RetryPolicy
+from supportdesk.errors import LLMProviderError, LLMTimeoutError
 from supportdesk.llm._types import ChatMessage, Completion
 
 __all__ = ["AnthropicModel"]
 
-API_VERSION = "2023-06-01"
 TOOL_NAME = "respond"
 
 
 class AnthropicModel:
-    """Claude models through ``POST /v1/messages``.
+    """Claude models through ``anthropic.Anthropic().messages.create``.
 
-    :param transport: an httpx transport (tests replay recorded responses with ``httpx.MockTransport``).
+    :param transport: an httpx transport for the SDK's client (tests replay recorded responses with
+        ``httpx.MockTransport``).
+    :param sleep: the sleep between retries (tests record it).
     """
 
     def __init__(
@@ -44,11 +49,12 @@ class AnthropicModel:
     ) -> None:
         self.model = model
         self.name = f"anthropic/{model}"
-        self.url = f"{base_url.rstrip('/')}/v1/messages"
         self.max_retries = max_retries
-        self._sleep = sleep
-        headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
+        self._policy = RetryPolicy(attempts=max_retries + 1, sleep=sleep)
+        http_client = httpx.Client(timeout=timeout_s, transport=transport) if transport is not None else None
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0, http_client=http_client
+        )
 
     def complete(
         self,
@@ -70,26 +76,41 @@ class AnthropicModel:
         if json_schema is not None:
             body["tools"] = [{"name": TOOL_NAME, "description": "Give the answer.", "input_schema": json_schema}]
             body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
-        payload, latency = post_json(
-            self._client, self.url, body, name=self.name, max_retries=self.max_retries, sleep=self._sleep
-        )
+        started = time.perf_counter()
         try:
-            text = _text_of(payload["content"])
-        except (KeyError, TypeError) as exc:
-            raise LLMProviderError(f"{self.name} returned a malformed body: {str(payload)[:200]!r}") from exc
-        usage = payload.get("usage") or {}
+            message = self._policy.call(lambda: self._client.messages.create(**body))
+        except anthropic.APITimeoutError as exc:
+            raise LLMTimeoutError(f"{self.name} timed out after {self.max_retries + 1} attempts") from exc
+        except anthropic.APIConnectionError as exc:
+            raise LLMProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
+        except anthropic.APIStatusError as exc:
+            raise LLMProviderError(
+                f"{self.name} answered HTTP {exc.status_code}: {str(exc.message)[:200]}", status_code=exc.status_code
+            ) from exc
+        except anthropic.APIResponseValidationError as exc:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(exc)[:200]!r}") from exc
+        latency = time.perf_counter() - started
+        try:
+            text = _text_of(message.content)
+        except (AttributeError, TypeError) as exc:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(message)[:200]!r}") from exc
+        usage = getattr(message, "usage", None)
         return Completion(
             text=text,
             model=self.name,
-            prompt_tokens=int(usage.get("input_tokens") or 0),
-            completion_tokens=int(usage.get("output_tokens") or 0),
+            prompt_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "output_tokens", 0) or 0),
             latency_s=latency,
-            raw=payload,
+            raw=message.model_dump() if hasattr(message, "model_dump") else {},
+            cached_prompt_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
         )
 
+    def close(self) -> None:
+        self._client.close()
 
-def _text_of(blocks: list[dict[str, Any]]) -> str:
+
+def _text_of(blocks: list[Any]) -> str:
     for block in blocks:
-        if block.get("type") == "tool_use":
-            return json.dumps(block["input"])
-    return "".join(block.get("text", "") for block in blocks if block.get("type") == "text")
+        if block.type == "tool_use":
+            return json.dumps(block.input)
+    return "".join(block.text for block in blocks if block.type == "text")

@@ -12,6 +12,10 @@ top of a ``ChatModel`` with no network client and no litellm:
   ``TaskOutput.pydantic``. A final failure raises :class:`~supportdesk.errors.OutputValidationError`.
 * a plain call returns text; for a tool-less agent the text is prefixed with ``Final Answer:`` so
   the ReAct parser can never mistake it for a tool action.
+* an agent with tools (hosted policy) answers each step with :func:`agent_step_model`: a tool call
+  (returned as CrewAI's ReAct ``Action:`` text; CrewAI runs the tool and feeds its result, or its
+  ``Error: ...`` for bad arguments, back as the next observation) or the final answer; after
+  ``max_iter - 1`` tool results the schema offers no tool, so the step limit holds by construction;
 * :class:`SlotPlan` lets code decide part of a task's output: the model fills a narrow slot (a
   smaller response model, or the same one with fields pinned by ``schema_overrides``) and a
   function of the caller completes it into the task's response model.
@@ -33,16 +37,21 @@ Every completion is recorded (:attr:`CrewChatLLM.usage`) and reported to CrewAI'
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from crewai.events.types.llm_events import LLMCallType
+from supportdesk._offline import import_crewai
+
+import_crewai()  # CrewAI without its import-time load_dotenv() (see supportdesk._offline)
+
+from crewai.events.types.llm_events import LLMCallType  # noqa: E402
 from crewai.llms.base_llm import BaseLLM, llm_call_context
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
 from supportdesk.errors import LLMError
 from supportdesk.llm._types import ChatMessage, ChatModel, Completion, Role
@@ -53,7 +62,7 @@ if TYPE_CHECKING:
     from crewai.task import Task
     from crewai.tools.base_tool import BaseTool
 
-__all__ = ["CrewChatLLM", "LLMUsage", "SlotPlan", "closed_schema", "strip_format_instructions", "to_chat_messages"]
+__all__ = ["CrewChatLLM", "LLMUsage", "SlotPlan", "agent_step_model", "closed_schema", "strip_format_instructions", "to_chat_messages"]
 
 logger = logging.getLogger(__name__)
 
@@ -238,8 +247,11 @@ class CrewChatLLM(BaseLLM):
                 chat = to_chat_messages(messages)
                 plan = self._plan_for(from_task)
                 target = response_model or self._task_model(from_task, from_agent, tools)
+                agent_tools = list(getattr(from_agent, "tools", None) or [])
                 if plan.decided is not None:
                     result: str | BaseModel = plan.decided()
+                elif agent_tools and from_task is not None and (plan.fill or _output_model(from_task)):
+                    result = self._tool_step(chat, agent_tools, plan, from_task, from_agent)
                 elif target is not None or plan.fill is not None:
                     result = self._structured(chat, target, plan, from_task)
                 else:
@@ -341,6 +353,34 @@ class CrewChatLLM(BaseLLM):
         logger.debug("task %s: %s validated in %d attempt(s)", getattr(task, "name", "?"), fill.__name__, result.attempts)
         return value
 
+    def _tool_step(
+        self, chat: list[ChatMessage], tools: list[BaseTool], plan: SlotPlan, task: Task, agent: BaseAgent | None
+    ) -> str | BaseModel:
+        """One step of a tool-using agent, as a validated :func:`agent_step_model`: a tool call comes back
+        as CrewAI's ReAct text (CrewAI runs the tool; an ``Error: ...`` from it is the next observation the
+        model reads), the answer as the task's model. After ``max_iter - 1`` tool results the schema
+        offers no tool, so the model must answer: the step limit is the schema, not a hope."""
+        fill = plan.fill or _output_model(task)
+        assert fill is not None  # guarded by the caller
+        used = sum(m.content.count("\nObservation:") for m in chat if m.role == "assistant")
+        limit = max(int(getattr(agent, "max_iter", 1) or 1) - 1, 0)
+        names = [t.name for t in tools] if used < limit else []
+        if self.strip_format_instructions:
+            chat = strip_format_instructions(chat)
+        result = structured_call(
+            _Recording(self.chat_model, self._record),
+            chat,
+            agent_step_model(fill, names),
+            retries=self.output_retries,
+            max_tokens=plan.max_tokens or self.max_output_tokens,
+        )
+        step = result.value
+        if getattr(step, "tool", None):
+            logger.debug("task %s: agent calls %s", getattr(task, "name", "?"), step.tool)
+            arguments = json.dumps(step.arguments or {})
+            return f"Thought: I will use {step.tool}.\nAction: {step.tool}\nAction Input: {arguments}"
+        return plan.complete(step.answer) if plan.complete is not None else step.answer
+
     def _text(
         self,
         chat: list[ChatMessage],
@@ -359,6 +399,37 @@ class CrewChatLLM(BaseLLM):
         if agent is not None and not tools and not getattr(agent, "tools", None) and FINAL_ANSWER not in text:
             text = f"{FINAL_ANSWER} {text}"
         return text
+
+
+def _output_model(task: Task | None) -> type[BaseModel] | None:
+    model = getattr(task, "response_model", None) or getattr(task, "output_pydantic", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def agent_step_model(answer: type[BaseModel], tool_names: list[str]) -> type[BaseModel]:
+    """The response model of one tool-using agent step: call one of ``tool_names`` with ``arguments``,
+    or give the ``answer``; exactly one. With no tool names left it is the answer only::
+
+        Step = agent_step_model(CustomerSummary, ["customer_lookup"])
+        Step.model_validate({"tool": "customer_lookup", "arguments": {}})
+    """
+    if not tool_names:
+        return create_model("AgentAnswer", __doc__="Give your final answer now.",
+                            answer=(answer, Field(description="The final answer.")))
+
+    def one_of(step: Any) -> Any:
+        if (step.tool is None) == (step.answer is None):
+            raise ValueError("give either tool (with arguments) or answer, not both and not neither")
+        return step
+
+    return create_model(
+        "AgentStep",
+        __doc__="Either call one tool to get information you need, or give the final answer.",
+        __validators__={"one_of": model_validator(mode="after")(one_of)},
+        tool=(Literal[tuple(tool_names)] | None, Field(default=None, description="The tool to call now, or null to answer.")),  # type: ignore[valid-type]
+        arguments=(dict[str, Any], Field(default_factory=dict, description="The tool's arguments (may be empty).")),
+        answer=(answer | None, Field(default=None, description="The final answer, when no tool is called.")),  # type: ignore[operator]
+    )
 
 
 def closed_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Any server that speaks OpenAI's chat-completions protocol: OpenAI, Ollama, Gemini's OpenAI endpoint,
-vLLM, llama.cpp's server, LM Studio...
+vLLM, llama.cpp's server, LM Studio... through the official ``openai`` SDK.
 
-Our own small httpx client, so the same retries, timeouts and errors apply to every provider::
+The SDK's own retries are off (``max_retries=0``): every transient failure goes through the one
+policy of :mod:`supportdesk._retry`, like Serper and Jira. Models that reject ``max_tokens`` (OpenAI's
+reasoning models) get ``max_completion_tokens``: always for ``provider="openai"``, and for any other
+server after it answered 400 naming the parameter (remembered per model)::
 
     from supportdesk.llm.openai_compatible import OpenAICompatibleModel
 
@@ -10,26 +13,32 @@ Our own small httpx client, so the same retries, timeouts and errors apply to ev
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import openai
 
-from supportdesk.errors import LLMProviderError
-from supportdesk.llm._http import post_json
+from supportdesk._retry import RetryPolicy
+from supportdesk.errors import LLMProviderError, LLMTimeoutError
 from supportdesk.llm._types import ChatMessage, Completion
 
 __all__ = ["OpenAICompatibleModel"]
 
+logger = logging.getLogger(__name__)
+
 
 class OpenAICompatibleModel:
-    """Chat completions over HTTP; JSON-schema requests use ``response_format: json_schema``.
+    """Chat completions through ``openai.OpenAI``; JSON-schema requests use ``response_format: json_schema``.
 
     :param model: the provider's model name.
     :param base_url: the API root that ``/chat/completions`` is appended to.
     :param api_key: sent as a Bearer token when given.
-    :param transport: an httpx transport (tests pass ``httpx.MockTransport``).
+    :param max_retries: retries of transient failures (the shared policy).
+    :param transport: an httpx transport for the SDK's client (tests pass ``httpx.MockTransport``).
+    :param sleep: the sleep between retries (tests record it).
     """
 
     def __init__(
@@ -48,9 +57,16 @@ class OpenAICompatibleModel:
         self.name = f"{provider}/{model}"
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
-        self._sleep = sleep
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
+        self._policy = RetryPolicy(attempts=max_retries + 1, sleep=sleep)
+        self._token_param = "max_completion_tokens" if provider == "openai" else "max_tokens"
+        http_client = httpx.Client(timeout=timeout_s, transport=transport) if transport is not None else None
+        self._client = openai.OpenAI(
+            api_key=api_key or "not-needed",
+            base_url=self.base_url,
+            timeout=timeout_s,
+            max_retries=0,
+            http_client=http_client,
+        )
 
     def complete(
         self,
@@ -63,7 +79,6 @@ class OpenAICompatibleModel:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": max_tokens,
             "temperature": temperature,
         }
         if json_schema is not None:
@@ -71,24 +86,61 @@ class OpenAICompatibleModel:
                 "type": "json_schema",
                 "json_schema": {"name": str(json_schema.get("title", "response")), "schema": json_schema},
             }
-        payload, latency = post_json(
-            self._client, f"{self.base_url}/chat/completions", body,
-            name=self.name, max_retries=self.max_retries, sleep=self._sleep,
-        )
+        started = time.perf_counter()
+        response = self._send(body, max_tokens)
+        latency = time.perf_counter() - started
         try:
-            text = payload["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as exc:
-            raise LLMProviderError(f"{self.name} returned a malformed body: {str(payload)[:200]!r}") from exc
-        usage = payload.get("usage") or {}
+            text = response.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(response)[:200]!r}") from exc
+        usage = getattr(response, "usage", None)
         return Completion(
             text=text,
             model=self.name,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_s=latency,
-            raw=payload,
+            raw=response.model_dump() if hasattr(response, "model_dump") else {},
+            cached_prompt_tokens=int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0),
         )
+
+    def _send(self, body: dict[str, Any], max_tokens: int) -> Any:
+        try:
+            try:
+                return self._create(body, max_tokens)
+            except openai.BadRequestError as exc:
+                if self._token_param == "max_tokens" and "max_completion_tokens" in _error_text(exc):
+                    logger.info("%s rejects max_tokens; sending max_completion_tokens from now on", self.name)
+                    self._token_param = "max_completion_tokens"
+                    return self._create(body, max_tokens)
+                raise
+        except openai.APITimeoutError as exc:
+            raise LLMTimeoutError(f"{self.name} timed out after {self.max_retries + 1} attempts") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise LLMProviderError(
+                f"{self.name} answered HTTP {exc.status_code}: {_error_text(exc)[:200]}", status_code=exc.status_code
+            ) from exc
+        except openai.APIResponseValidationError as exc:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(exc)[:200]!r}") from exc
+
+    def _create(self, body: dict[str, Any], max_tokens: int) -> Any:
+        request = {**body, self._token_param: max_tokens}
+        response = self._policy.call(lambda: self._client.chat.completions.create(**request))
+        if not hasattr(response, "choices") or not response.choices:
+            raise LLMProviderError(f"{self.name} returned a malformed body: {str(response)[:200]!r}")
+        return response
 
     def close(self) -> None:
         self._client.close()
 
+
+def _error_text(exc: openai.APIStatusError) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("message", error))
+        return str(error)
+    return str(getattr(exc, "message", exc))

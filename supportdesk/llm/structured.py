@@ -1,8 +1,13 @@
-"""Structured output: a model's text becomes a validated response model, or a typed error.
+"""Structured output through Mirascope's call API: a model's answer becomes a validated response model,
+or a typed error.
 
-The schema and the formatting instructions come from Mirascope's ``llm.format(..., mode="json")``;
-the schema is also handed to the model for constrained decoding. An answer that does not validate
-is fed back with the validation error and asked again, a bounded number of times::
+:func:`structured_call` is Mirascope end to end: ``llm.Model(...).call(messages, format=...)`` with a
+JSON-mode :class:`mirascope.llm.Format` (Mirascope's schema and formatting instructions), then
+``Response.validate(max_retries=...)``, which parses and, on a
+:class:`mirascope.llm.ParseError`, resumes the conversation with the error's ``retry_message()``.
+The model behind the call is a supportdesk :class:`~supportdesk.llm.ChatModel` (through the
+``supportdesk/`` provider of :mod:`supportdesk.llm._mirascope`), so the run's budget and journal
+wrappers see every attempt and the schema also reaches the model as constrained decoding::
 
     from supportdesk.llm import ChatMessage, ScriptedModel
     from supportdesk.llm.structured import structured_call
@@ -12,6 +17,10 @@ is fed back with the validation error and asked again, a bounded number of times
     result = structured_call(model, [ChatMessage("user", "I was charged twice")], Classification,
                              schema_overrides={"category": {"enum": ["billing", "technical", "general"]}})
     result.value.category      # 'billing'
+
+``schema_overrides`` merge JSON-schema fragments into a property; an ``enum`` is also enforced on
+validation (the format parses into a subclass whose field is a ``Literal`` of the allowed values).
+Mirascope is imported on the first call, not with this module.
 """
 
 from __future__ import annotations
@@ -19,18 +28,19 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from mirascope import llm as mirascope_llm
-from mirascope.llm.formatting.format import JSON_MODE_INSTRUCTIONS
-from mirascope.llm.responses._utils import extract_serialized_json
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, create_model
 
 from supportdesk.errors import OutputValidationError
 from supportdesk.llm._types import ChatMessage, ChatModel, Completion
 
-__all__ = ["StructuredResult", "response_schema", "structured_call", "validate_output"]
+if TYPE_CHECKING:
+    from mirascope import llm
+
+__all__ = ["StructuredResult", "response_format", "response_schema", "structured_call", "validate_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,38 +59,88 @@ class StructuredResult(Generic[T]):
         return len(self.completions)
 
 
-def response_schema(response_model: type[BaseModel], schema_overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The JSON schema Mirascope derives for ``response_model``, with per-property overrides merged in."""
-    fmt = mirascope_llm.format(response_model, mode="json")
-    schema = copy.deepcopy(dict(fmt.schema))
+_narrowed_cache: dict[tuple[type[BaseModel], str], type[BaseModel]] = {}
+_narrowed_lock = threading.Lock()
+
+
+def _narrowed(response_model: type[T], overrides: dict[str, dict[str, Any]]) -> type[T]:
+    """``response_model`` with each ``enum``-overridden field typed as a Literal of the allowed values."""
+    enums = {name: list(o["enum"]) for name, o in overrides.items() if "enum" in o}
+    if not enums:
+        return response_model
+    key = (response_model, json.dumps(enums, sort_keys=True, default=str))
+    with _narrowed_lock:
+        cached = _narrowed_cache.get(key)
+        if cached is None:
+            fields: dict[str, Any] = {}
+            for name, values in enums.items():
+                original = response_model.model_fields[name]
+                default = ... if original.is_required() else original.default
+                fields[name] = (Literal[tuple(values)], Field(default=default, description=original.description))  # type: ignore[valid-type]
+            cached = create_model(response_model.__name__, __base__=response_model, __doc__=response_model.__doc__, **fields)
+            _narrowed_cache[key] = cached
+    return cached  # type: ignore[return-value]
+
+
+def response_format(
+    response_model: type[BaseModel], schema_overrides: dict[str, dict[str, Any]] | None = None
+) -> llm.Format[Any]:
+    """The JSON-mode Mirascope ``Format`` for ``response_model`` with per-property overrides merged in."""
+    from mirascope import llm
+
+    overrides = dict(schema_overrides or {})
+    base = llm.format(response_model, mode="json")
+    assert base is not None
+    schema = copy.deepcopy(dict(base.schema))
     properties = schema.setdefault("properties", {})
-    for name, override in (schema_overrides or {}).items():
-        if name not in properties:
+    for name, override in overrides.items():
+        if name not in properties or name not in response_model.model_fields:
             raise ValueError(f"{response_model.__name__} has no field {name!r} to override")
         prop = {k: v for k, v in properties[name].items() if k not in ("anyOf", "type")} if "enum" in override else dict(properties[name])
         prop.update(override)
         properties[name] = prop
-    return schema
+    return llm.Format(
+        name=base.name,
+        description=base.description,
+        schema=schema,
+        mode="json",
+        formattable=_narrowed(response_model, overrides),
+    )
 
 
-def _instructions(schema: dict[str, Any]) -> str:
-    return JSON_MODE_INSTRUCTIONS.format(json_schema=json.dumps(schema, indent=2))
+def response_schema(response_model: type[BaseModel], schema_overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The JSON schema Mirascope derives for ``response_model``, with per-property overrides merged in."""
+    return dict(response_format(response_model, schema_overrides).schema)
+
+
+def _as(response_model: type[T], value: BaseModel) -> T:
+    return value if type(value) is response_model else response_model.model_validate(value.model_dump())
 
 
 def validate_output(text: str, response_model: type[T], schema_overrides: dict[str, dict[str, Any]] | None = None) -> T:
-    """Parse ``text`` into ``response_model`` the way Mirascope's ``response.parse()`` does, then enforce
-    the enum overrides the schema carried. Raises :class:`mirascope.llm.ParseError`."""
+    """Parse ``text`` (a reply received elsewhere, e.g. from a Haystack generator) with Mirascope's
+    ``Response.parse()`` for the same format :func:`structured_call` uses. Raises :class:`mirascope.llm.ParseError`."""
+    from mirascope import llm
+
+    fmt = response_format(response_model, schema_overrides)
+    response = llm.Response(
+        raw=None,
+        provider_id="supportdesk",  # type: ignore[arg-type]
+        model_id="supportdesk/reply",
+        provider_model_name="reply",
+        params={},
+        format=fmt,
+        input_messages=[],
+        assistant_message=llm.messages.assistant(text, model_id=None, provider_id=None),
+        finish_reason=None,
+        usage=None,
+    )
     try:
-        value = response_model.model_validate_json(extract_serialized_json(text))
-    except (ValueError, ValidationError) as exc:
-        raise mirascope_llm.ParseError(f"Failed to parse response: {exc}", original_exception=exc) from exc
-    for name, override in (schema_overrides or {}).items():
-        allowed = override.get("enum")
-        got = getattr(value, name, None)
-        if allowed is not None and got not in allowed:
-            exc = ValueError(f"field {name!r} must be one of {allowed}, got {got!r}")
-            raise mirascope_llm.ParseError(str(exc), original_exception=exc)
-    return value
+        return _as(response_model, response.parse())
+    except llm.ParseError as exc:
+        # One readable line (field, problem, offending value) for callers that feed it back to the model.
+        short = _short_error(exc)
+        raise llm.ParseError(f"Failed to parse response: {short}", original_exception=ValueError(short)) from exc
 
 
 def structured_call(
@@ -93,53 +153,44 @@ def structured_call(
     schema_overrides: dict[str, dict[str, Any]] | None = None,
     instructions: bool = True,
 ) -> StructuredResult[T]:
-    """Ask ``model`` for a ``response_model`` and return it validated.
+    """Ask ``model`` for a ``response_model`` through Mirascope and return it validated.
 
-    :param retries: how many times an invalid answer is fed back and asked again.
+    :param retries: how many times an invalid answer is fed back (Mirascope's ``retry_message``) and asked again.
     :param schema_overrides: per-property JSON-schema fragments merged into the schema (an ``enum``
         narrows a free string to the allowed values and is enforced on validation too).
-    :param instructions: append Mirascope's JSON formatting instructions to the system message.
+    :param instructions: add Mirascope's JSON formatting instructions to the system message.
     :raises OutputValidationError: when no attempt validated.
     """
-    schema = response_schema(response_model, schema_overrides)
-    conversation = list(messages)
-    if instructions:
-        conversation = _with_instructions(conversation, _instructions(schema))
-    completions: list[Completion] = []
-    last_text = ""
-    last_error = ""
-    for attempt in range(retries + 1):
-        completion = model.complete(conversation, json_schema=schema, max_tokens=max_tokens)
-        completions.append(completion)
-        last_text = completion.text
+    from mirascope import llm
+
+    from supportdesk.llm._mirascope import SCOPE, bound, to_mirascope
+
+    fmt = response_format(response_model, schema_overrides)
+    with bound(model, instructions=instructions) as binding:
+        mirascope_model = llm.Model(f"{SCOPE}{model.name}", max_tokens=max_tokens, temperature=0.0)
+        response = mirascope_model.call(to_mirascope(messages), format=fmt)
         try:
-            value = validate_output(completion.text, response_model, schema_overrides)
-        except mirascope_llm.ParseError as exc:
-            last_error = _short_error(exc)
-            logger.info("%s attempt %d did not validate: %s", response_model.__name__, attempt + 1, last_error)
-            conversation = [
-                *conversation,
-                ChatMessage("assistant", completion.text),
-                ChatMessage("user", f"That answer was invalid: {last_error}. Reply again with JSON that matches the schema."),
-            ]
-            continue
-        return StructuredResult(value=value, completions=completions)
-    raise OutputValidationError(
-        f"{response_model.__name__} did not validate after {len(completions)} attempts: {last_error}",
-        attempts=len(completions),
-        last_output=last_text[:500],
-    )
-
-
-def _with_instructions(messages: list[ChatMessage], text: str) -> list[ChatMessage]:
-    if messages and messages[0].role == "system":
-        return [ChatMessage("system", f"{messages[0].content}\n\n{text}"), *messages[1:]]
-    return [ChatMessage("system", text), *messages]
+            value, _ = response.validate(max_retries=retries)
+        except llm.ParseError as exc:
+            last = binding.completions[-1].text if binding.completions else ""
+            raise OutputValidationError(
+                f"{response_model.__name__} did not validate after {len(binding.completions)} attempts: {_short_error(exc)}",
+                attempts=len(binding.completions),
+                last_output=last[:500],
+            ) from exc
+    if len(binding.completions) > 1:
+        logger.info("%s validated after %d attempts", response_model.__name__, len(binding.completions))
+    return StructuredResult(value=_as(response_model, value), completions=list(binding.completions))
 
 
 def _short_error(exc: Exception) -> str:
+    from pydantic import ValidationError
+
     original = getattr(exc, "original_exception", exc)
     if isinstance(original, ValidationError):
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in original.errors()[:3]]
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']} (got {str(e.get('input'))[:60]!r})"
+            for e in original.errors()[:3]
+        ]
         return "; ".join(parts)
     return str(original).splitlines()[0][:300]

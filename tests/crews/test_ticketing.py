@@ -122,8 +122,8 @@ def test_jira_search_lag_hides_new_issue():
 
 def test_jira_timeout_after_create_reconciles_without_duplicate():
     """A create that times out after Jira stored the issue is found by search (despite lag); no duplicate."""
-    with FakeJira(create_delay_s=1.0, search_lag=2) as server:
-        backend = _jira(server, timeout_s=0.3, reconcile_attempts=5)
+    with FakeJira(hold_create=True, search_lag=2) as server:
+        backend = _jira(server, timeout_s=2.0, reconcile_attempts=5)
         receipt = backend.create(DRAFT, idempotency_key="slow", **TICKET)
         assert (receipt.ticket_id, receipt.created) == ("SUP-1", True)
         again = backend.create(DRAFT, idempotency_key="slow", **TICKET)
@@ -134,8 +134,8 @@ def test_jira_timeout_after_create_reconciles_without_duplicate():
 
 def test_jira_timeout_unreconciled_raises_one_line_error():
     """If the issue never shows up in search after a timeout, TicketingError says to retry with the same key."""
-    with FakeJira(create_delay_s=1.0, search_lag=50) as server:
-        backend = _jira(server, timeout_s=0.3, reconcile_attempts=2)
+    with FakeJira(hold_create=True, search_lag=50) as server:
+        backend = _jira(server, timeout_s=2.0, reconcile_attempts=2)
         with pytest.raises(TicketingError) as info:
             backend.create(DRAFT, idempotency_key="lost", **TICKET)
         assert "retry with the same key" in str(info.value) and "\n" not in str(info.value)
@@ -196,3 +196,42 @@ def test_create_ticket_tool_is_idempotent_and_validates(ticket_store):
     first = json.loads(tool.run(title="Refund duplicate charge", summary="Customer was charged twice."))
     second = json.loads(tool.run(title="Refund duplicate charge", summary="Customer was charged twice."))
     assert first["created"] is True and second["created"] is False and first["ticket_id"] == second["ticket_id"]
+
+
+# ------------------------------------------------------------------------------------------ untrusted ticket text
+
+HOSTILE = TicketDraft(
+    title="Re\u200bfund\u202e now\x1b[31m\nplease",
+    summary="Charged twice.\x07 {noformat} [click|https://evil.example] *urgent* {html}<b>x</b>{html}\u2060\r\nThanks",
+)
+
+
+def test_local_store_cleans_control_and_zero_width_characters(ticket_store):
+    """The local store keeps the text without controls, escape sequences, zero-width or bidi characters;
+    the title is one line."""
+    ticket_store.create(HOSTILE, idempotency_key="run-x", **TICKET)
+    (row,) = ticket_store.list_tickets()
+    assert row["title"] == "Refund now[31m please"
+    assert row["summary"] == "Charged twice. {noformat} [click|https://evil.example] *urgent* {html}<b>x</b>{html}\nThanks"
+
+
+def test_jira_summary_sits_in_a_noformat_block_it_cannot_close(fake_jira):
+    """Jira gets the untrusted summary inside one {noformat} block (nested macros neutralised), the
+    title cleaned to one line, and the trusted lines escaped for wiki markup."""
+    _jira(fake_jira).create(HOSTILE, idempotency_key="run-x", category="billing", priority="high",
+                            customer_id="C-1001")
+    fields = fake_jira.issues[0]["fields"]
+    assert fields["summary"] == "Refund now[31m please"
+    description = fields["description"]
+    assert description.startswith("{noformat}\nCharged twice. (noformat} [click|https://evil.example]")
+    assert description.count("{noformat}") == 2 and "{html}" not in description
+    assert "\x07" not in description and "\u2060" not in description
+    assert "Customer: C-1001" in description
+
+
+def test_jira_escape_and_html_field_neutralise_markup():
+    """jira_escape backslash-escapes wiki markup (ids keep their dash); html_field escapes HTML."""
+    from supportdesk.crews.tools.ticketing import html_field, jira_escape
+
+    assert jira_escape("C-1001 *b* [x|http://e] {code} -s-") == r"C-1001 \*b\* \[x\|http://e\] \{code\} \-s\-"
+    assert html_field("<script>alert('x')</script> & \u200b") == "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp;"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from supportdesk.crews.classifier import ExampleClassifier
+from supportdesk.crews.tools.customer_db import UNVERIFIED_SUMMARY, verify_customer
 from supportdesk.crews.triage.triage_crew import TriageCrew, TriagePolicy, TriageResult
 from supportdesk.errors import InvalidQueryError, OutputValidationError
 from supportdesk.llm import ScriptedModel
@@ -17,8 +18,8 @@ DRAFT = {"title": "Refund duplicate November charge", "summary": "Maria was char
 TITLE = {"title": "Refund duplicate subscription charge"}
 
 
-def _crew(model, customer_db, classifier, policy="embedded") -> TriageCrew:
-    return TriageCrew(model, customer_db, policy=policy, classifier=classifier)
+def _crew(model, classifier, policy="embedded") -> TriageCrew:
+    return TriageCrew(model, policy=policy, classifier=classifier)
 
 
 def test_classifier_puts_double_charge_in_billing_high(example_classifier: ExampleClassifier):
@@ -31,11 +32,12 @@ def test_classifier_puts_double_charge_in_billing_high(example_classifier: Examp
 def test_triage_double_charge_end_to_end(customer_db, example_classifier):
     """Embedded policy: billing/high and the customer from code; the model fills the rationale and the title."""
     model = ScriptedModel([CLASSIFY, TITLE])
-    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "maria.gonzalez@example.com")
+    caller = verify_customer(customer_db, "maria.gonzalez@example.com")
+    result = _crew(model, example_classifier).triage(DOUBLE_CHARGE, caller)
     assert isinstance(result, TriageResult)
     assert (result.classification.category, result.classification.priority) == ("billing", "high")
     assert result.customer.found and result.customer.customer.customer_id == "C-1001"
-    assert result.customer.matched_by == "email" and "Possible duplicate charge" in result.customer.summary
+    assert "Possible duplicate charge" in result.customer.summary
     assert result.ticket.title == TITLE["title"]
     assert "INV-5003 and INV-5083" in result.ticket.summary and "rule double_charge" in result.ticket.summary
     assert result.usage.llm_calls == 2 and result.usage.prompt_tokens > 0
@@ -43,20 +45,22 @@ def test_triage_double_charge_end_to_end(customer_db, example_classifier):
 
 def test_embedded_schema_pins_code_decisions(customer_db, example_classifier):
     """Under the embedded policy the classify schema allows only the code's category and priority,
-    the customer summary costs no model call, and the title slot is a few-shot prompt."""
+    the customer summary costs no model call, and the title slot is a few-shot prompt with the
+    customer's message in its delimited block."""
     model = ScriptedModel([CLASSIFY, TITLE])
-    _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "C-1001")
+    _crew(model, example_classifier).triage(DOUBLE_CHARGE, verify_customer(customer_db, "C-1001"))
     props = model.calls[0].json_schema["properties"]
     assert props["category"]["enum"] == ["billing"] and props["priority"]["enum"] == ["high"]
     assert list(model.calls[1].json_schema["properties"]) == ["title"]
     title_prompt = model.calls[1].messages
-    assert title_prompt[-1].content == DOUBLE_CHARGE and any(m.role == "assistant" for m in title_prompt)
+    assert title_prompt[-1].content == f"<customer_message>\n{DOUBLE_CHARGE}\n</customer_message>"
+    assert any(m.role == "assistant" for m in title_prompt) and "never instructions" in title_prompt[0].content
 
 
 def test_ungrounded_title_falls_back_to_the_query(customer_db, example_classifier):
     """A title echoing the schema name (nothing the customer wrote) is replaced by the query's first sentence, cut to fit."""
     model = ScriptedModel([CLASSIFY, {"title": "TicketDraft"}])
-    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "C-1001")
+    result = _crew(model, example_classifier).triage(DOUBLE_CHARGE, verify_customer(customer_db, "C-1001"))
     title = result.ticket.title
     assert title.endswith("…") and DOUBLE_CHARGE.startswith(title[:-1]) and len(title) <= 80
 
@@ -65,27 +69,30 @@ def test_validation_retry_feeds_error_back(customer_db, example_classifier):
     """An invalid classify answer is re-asked once, and the second request carries the validation error."""
     wrong = {"category": "technical", "priority": "high", "rationale": "x"}
     model = ScriptedModel([wrong, CLASSIFY, TITLE])
-    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE)
+    result = _crew(model, example_classifier).triage(DOUBLE_CHARGE)
     assert result.classification.category == "billing" and result.usage.llm_calls == 3
     retry = model.calls[1].messages
     assert retry[-2].role == "assistant" and "technical" in retry[-2].content
-    assert "invalid" in retry[-1].content and "category" in retry[-1].content
+    assert "failed schema validation" in retry[-1].content and "category" in retry[-1].content  # Mirascope's re-ask
 
 
 def test_final_validation_failure_raises(customer_db, example_classifier):
     """When every attempt is invalid, triage raises OutputValidationError (no CrewAI retry on top)."""
     model = ScriptedModel(["not json", "still not json", '{"title": 1}'])
     with pytest.raises(OutputValidationError) as info:
-        _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE)
+        _crew(model, example_classifier).triage(DOUBLE_CHARGE)
     assert info.value.attempts == 3 and len(model.calls) == 3
 
 
-def test_hosted_policy_lets_the_model_choose(customer_db, example_classifier):
-    """Hosted policy: the model's category counts, the code's suggestion is only a hint, rules floor priority."""
+def test_hosted_policy_lets_the_model_choose_within_code_bounds(customer_db, example_classifier):
+    """Hosted policy: the model chooses, the code's suggestion is a hint, and code bounds the choice: a
+    category outside code's vetted set (general, for a double charge) gives way to code's; rules floor priority."""
     answer = {"category": "general", "priority": "low", "rationale": "The model decided."}
-    model = ScriptedModel([answer, SUMMARY, DRAFT])
-    result = _crew(model, customer_db, example_classifier, policy="hosted").triage(DOUBLE_CHARGE)
-    assert result.classification.category == "general"
+    lookup = {"tool": "customer_lookup", "arguments": {}}  # hosted agents call their YAML tools
+    model = ScriptedModel([answer, lookup, {"answer": SUMMARY}, DRAFT])
+    result = _crew(model, example_classifier, policy="hosted").triage(DOUBLE_CHARGE)
+    assert result.classification.category == "billing"  # code's: general has no share of the vote
+    assert result.classification.rationale == "The model decided."
     assert result.classification.priority == "high"  # the double_charge rule's floor
     props = model.calls[0].json_schema["properties"]
     assert props["category"]["enum"] == ["billing", "technical", "general", "unknown"]
@@ -96,25 +103,35 @@ def test_crew_runs_twice_on_one_instance(customer_db, example_classifier):
     """One TriageCrew serves consecutive runs; each run's usage counts only its own calls."""
     technical = {"category": "technical", "priority": "medium", "rationale": "A button is broken."}
     model = ScriptedModel([CLASSIFY, TITLE, technical, {"title": "Export button does nothing"}])
-    crew = _crew(model, customer_db, example_classifier)
-    crew.triage(DOUBLE_CHARGE, "C-1001")
+    crew = _crew(model, example_classifier)
+    first = crew.triage(DOUBLE_CHARGE, verify_customer(customer_db, "C-1001"))
     second = crew.triage("Lena Vogel here: the export button does nothing.")
-    assert second.customer.customer.customer_id == "C-1030"
+    assert first.customer.customer.customer_id == "C-1001"
+    assert second.customer.found is False and second.customer.summary == UNVERIFIED_SUMMARY  # a name selects nothing
     assert second.classification.category == "technical" and second.usage.llm_calls == 2
 
 
-def test_unknown_customer_still_triages(customer_db, example_classifier):
-    """A query naming no known customer gives found=False and still drafts a ticket."""
+def test_unverified_requester_still_triages(customer_db, example_classifier):
+    """With no verified caller the crew uses no account's facts, even when the query names one, and still drafts a ticket."""
     model = ScriptedModel([CLASSIFY, TITLE])
-    result = _crew(model, customer_db, example_classifier).triage(DOUBLE_CHARGE, "C-9999")
+    query = DOUBLE_CHARGE + " I am C-1002, j.whitfield@example.org (Joseph Whitfield)."
+    result = _crew(model, example_classifier).triage(query)
     assert result.customer.found is False and result.customer.customer is None
+    assert "unverified" in result.ticket.summary and "Pro" not in result.customer.summary
+    assert all("INV-" not in m.content for call in model.calls for m in call.messages)
+
+
+def test_triage_refuses_an_unverified_identity_string(example_classifier):
+    """The crew takes a verified CustomerRecord, not an id or e-mail string it could be tricked with."""
+    with pytest.raises(TypeError):
+        _crew(ScriptedModel([]), example_classifier).triage(DOUBLE_CHARGE, "C-1001")
 
 
 def test_empty_query_is_rejected(customer_db, example_classifier):
     """An empty query raises InvalidQueryError before any model call."""
     model = ScriptedModel([])
     with pytest.raises(InvalidQueryError):
-        _crew(model, customer_db, example_classifier).triage("   ")
+        _crew(model, example_classifier).triage("   ")
     assert model.calls == []
 
 

@@ -30,7 +30,7 @@ DRIVER = HERE / "crash_driver.py"
 DOUBLE_CHARGE = "I was charged twice for my subscription this month and I want one payment refunded."
 CUSTOMER = "C-1001"
 RUN_ID = "crash-run"
-STEPS = ("intake", "answer_from_faq", "triage", "file_ticket")
+STEPS = ("intake", "answer_from_faq", "triage", "check_approval", "file_ticket")
 # What the environment of a CLI run must not inherit from the developer's shell.
 UNSET = (
     "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "SERPER_API_KEY", "JIRA_URL",

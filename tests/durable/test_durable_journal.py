@@ -6,7 +6,7 @@ import pytest
 from supportdesk.models.state import CustomerTicketState, TicketStatus
 
 from supportdesk.durable import RunJournal, RunStatus
-from supportdesk.errors import LeaseLostError, RunNotFoundError
+from supportdesk.errors import IdempotencyConflictError, LeaseLostError, RunNotFoundError
 
 
 def test_checkpoint_round_trip(journal: RunJournal) -> None:
@@ -27,7 +27,7 @@ def test_start_run_is_idempotent(journal: RunJournal) -> None:
     """Starting an existing id returns the existing run (same row, checkpoints kept) instead of a new one."""
     journal.start_run("r1", "first query", "a@example.com")
     journal.checkpoint("r1", "intake", {"n": 1})
-    again = journal.start_run("r1", "another query")
+    again = journal.start_run("r1", "first query", "a@example.com")
     assert not again.created and again.acquired
     assert again.info.query == "first query"
     assert again.completed_steps == ("intake",)
@@ -137,3 +137,47 @@ def test_step_failure_is_audited(journal: RunJournal) -> None:
         1 / 0  # noqa: B018
     last = journal.audit("r1")[-1]
     assert last.kind == "step_end" and last.data == {"ok": False, "error": "ZeroDivisionError"}
+
+
+@pytest.mark.parametrize(("query", "customer"), [("another query", "a@example.com"), ("first query", None),
+                                                 ("first query", "b@example.com"), ("first query ", "a@example.com")])
+def test_reused_run_id_with_another_payload_is_refused(journal: RunJournal, query: str, customer: str | None) -> None:
+    """Starting an existing id with a different query or customer raises IdempotencyConflictError and changes nothing."""
+    journal.start_run("r1", "first query", "a@example.com")
+    journal.checkpoint("r1", "intake", {"n": 1})
+    before = (journal.get("r1"), journal.audit("r1"))
+    with pytest.raises(IdempotencyConflictError, match="'r1'"):
+        journal.start_run("r1", query, customer)
+    with pytest.raises(IdempotencyConflictError):
+        journal.check_payload("r1", query, customer)
+    assert (journal.get("r1"), journal.audit("r1")) == before
+
+
+@pytest.mark.parametrize("status", ["running", "crashed", "completed", "failed"])
+def test_payload_conflict_holds_in_every_status(journal: RunJournal, clock, status: str) -> None:
+    """In flight, crashed (lease expired), completed or failed: another payload under the id is refused."""
+    journal.start_run("r1", "q", "C-1001")
+    if status == "crashed":
+        clock.advance(120)
+    elif status in ("completed", "failed"):
+        journal.finish("r1", status)
+    with pytest.raises(IdempotencyConflictError):
+        RunJournal(journal.db, owner="B", lease_s=60, clock=clock, sleep=clock.sleep).start_run("r1", "q2", "C-1001")
+    assert journal.get("r1").lease_owner == (None if status in ("completed", "failed") else "A")
+
+
+def test_same_payload_matches_case_insensitive_customer(journal: RunJournal) -> None:
+    """The customer part of the payload ignores case and surrounding spaces; unknown ids give None."""
+    journal.start_run("r1", "q", "C-1001")
+    assert journal.check_payload("r1", "q", " c-1001 ").run_id == "r1"
+    assert journal.check_payload("nope", "q", None) is None
+
+
+def test_runs_created_before_fingerprints_are_checked_from_their_stored_payload(journal: RunJournal) -> None:
+    """A run row without a stored fingerprint (an older database) is checked against its stored query and customer."""
+    journal.start_run("r1", "q", "C-1001")
+    with journal.db.transaction() as tx:
+        tx.execute("DELETE FROM durable_payloads WHERE run_id = ?", ("r1",))
+    assert journal.check_payload("r1", "q", "C-1001") is not None
+    with pytest.raises(IdempotencyConflictError):
+        journal.start_run("r1", "other", "C-1001")

@@ -134,10 +134,10 @@ def test_rag_stage_runs_offline_and_writes_json_and_html(files, capsys, tmp_path
 
 
 def test_triage_stage_uses_the_given_examples(files, capsys, tmp_path):
-    """The code classifier over labelled examples: categories (and priorities where labelled), no LLM;
-    an example without a priority still votes for its category."""
+    """--classifier-examples: the kNN yardstick over labelled examples: categories (and priorities where
+    labelled), no LLM; an example without a priority still votes for its category."""
     out_json = tmp_path / "t.json"
-    code = main(["eval", "--stage", "triage", "--examples", str(files["examples"]),
+    code = main(["eval", "--stage", "triage", "--classifier-examples", str(files["examples"]),
                  "--cases", str(files["triage_cases"]), "--json", str(out_json)])
     assert code == 0
     assert "category_accuracy" in capsys.readouterr().out
@@ -148,10 +148,15 @@ def test_triage_stage_uses_the_given_examples(files, capsys, tmp_path):
     assert data["settings"]["classifier"]["examples"] == len(EXAMPLES)
 
 
-def test_triage_stage_defaults_to_packaged_examples(files, capsys):
-    """Without --examples the packaged triage_examples.yaml is used."""
-    assert main(["eval", "--stage", "triage", "--cases", str(files["triage_cases"]), "--limit", "2"]) == 0
+def test_triage_stage_defaults_to_packaged_examples(files, capsys, tmp_path):
+    """The triage stage evaluates the shipped classifier (packaged triage_examples.yaml with its rules),
+    even when dataset examples are given with --examples."""
+    out_json = tmp_path / "t.json"
+    assert main(["eval", "--stage", "triage", "--examples", str(files["examples"]), "--cases",
+                 str(files["triage_cases"]), "--limit", "2", "--json", str(out_json)]) == 0
     assert "category_accuracy" in capsys.readouterr().out
+    settings = json.loads(out_json.read_text(encoding="utf-8"))["settings"]
+    assert settings["classifier_source"] == "shipped" and settings["classifier"]["rules"] > 0
 
 
 def test_flow_stage_answers_from_the_kb_and_files_nothing_in_home(files, capsys, tmp_path):

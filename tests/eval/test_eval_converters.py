@@ -89,6 +89,23 @@ def test_banking77_categories_and_train_examples(root: Path, tmp_path: Path) -> 
     assert not {e.query for e in examples} & {c.query for c in val}
 
 
+def test_banking77_faq_mode_holds_out_half_the_intents(root: Path, tmp_path: Path) -> None:
+    """FAQ mode: half the intents are entries from train rows (ids slugged), the other intents' test
+    queries must escalate; no test query is in the KB."""
+    intents = ["transfer_fee_charged", "card_not_working", "card_arrival", "reverted_card_payment?"]
+    train = [[f"{intent} question {i}", intent] for intent in intents for i in range(5)]
+    _write_csv(root / "banking77" / "train.csv", ["text", "category"], train)
+    _write_csv(root / "banking77" / "test.csv", ["text", "category"], [[f"new {i} {t}", t] for i, t in enumerate(intents)])
+    result = convert_dataset("banking77", root, tmp_path / "out", split="test")
+    kb = load_kb(result.files["kb"])
+    cases = load_cases(result.files["faq cases"])
+    assert len(kb) == 2 and all("?" not in e.id for e in kb)
+    ids = {e.id for e in kb}
+    assert sum(c.expected_route == "escalate" for c in cases) == 2
+    assert all(c.expected_faq_id in ids for c in cases if c.expected_route == "answer")
+    assert not {c.query for c in cases} & {t for e in kb for t in [e.question, *e.paraphrases]}
+
+
 def test_bitext_dedupes_and_splits_disjointly(root: Path, tmp_path: Path) -> None:
     """Duplicate instructions are dropped; train/validation/test are disjoint and use intent-level mapping."""
     header = ["instruction", "intent", "category", "response"]

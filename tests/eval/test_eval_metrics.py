@@ -131,3 +131,30 @@ def test_confusion_matrix_keeps_given_label_order_and_adds_unseen() -> None:
     """Given labels come first in their order; a predicted label outside them is appended."""
     matrix = confusion_matrix("x", [("b", "a"), ("a", "z")], labels=["b", "a"])
     assert matrix.rows == ["b", "a", "z"] and matrix.count("a", "z") == 1
+
+
+def test_full_accuracy_coverage_and_wrong_answer_rate():
+    """Route-judged cases c1-c5 (c6 has no route): right = c1 (answer A), c3 (escalated) -> 2/5;
+    answered c1, c2, c4 -> coverage 3/5, wrong c2, c4 -> 2/3."""
+    metrics = compute_metrics(_fixture())
+    assert metrics.value("full_accuracy") == pytest.approx(2 / 5)
+    assert metrics.value("coverage") == pytest.approx(3 / 5)
+    assert metrics.value("wrong_answer_rate") == pytest.approx(2 / 3)
+
+
+def test_risk_coverage_curve_marks_the_operating_point():
+    """With confidences, the curve runs from the most confident case; AURC is reported and the
+    operating point is (coverage, wrong-answer rate) of what was decided."""
+    results = _fixture()
+    for result, conf in zip(results, (0.9, 0.8, 0.1, 0.7, 0.2, None), strict=True):
+        result.confidence = conf
+    metrics = compute_metrics(results)
+    curve = metrics.risk_coverage
+    assert curve is not None and curve.n == 5
+    # order c1 (right), c2 (wrong), c4 (wrong), c5 (right if answered: top D != C -> wrong), c3 (wrong)
+    assert curve.risk == pytest.approx([0.0, 0.5, 2 / 3, 3 / 4, 4 / 5])
+    assert metrics.value("aurc") == pytest.approx(sum([0.0, 0.5, 2 / 3, 3 / 4, 4 / 5]) / 5)
+    assert curve.operating_point == pytest.approx((3 / 5, 2 / 3))
+    from supportdesk.eval.report import risk_coverage_svg
+
+    assert "operating point" in risk_coverage_svg(curve)

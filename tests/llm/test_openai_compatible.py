@@ -104,3 +104,63 @@ def test_real_llama_cpp_server_speaks_the_protocol():
     )
     assert result.value.category in ("billing", "technical", "general")
     assert result.completions[0].prompt_tokens > 0
+
+
+def test_openai_gets_max_completion_tokens():
+    """For provider openai the token limit travels as max_completion_tokens (its reasoning models reject max_tokens)."""
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(json.loads(request.content))
+        return httpx.Response(200, json=OK_BODY)
+
+    OpenAICompatibleModel("o4-mini", base_url="http://llm.test/v1", api_key="k", provider="openai",
+                          transport=httpx.MockTransport(handler)).complete([ChatMessage("user", "q")], max_tokens=33)
+    assert seen["max_completion_tokens"] == 33 and "max_tokens" not in seen
+
+
+def test_server_rejecting_max_tokens_is_asked_again_with_max_completion_tokens():
+    """A 400 naming max_completion_tokens switches the parameter (once, remembered) without counting as a retry."""
+    bodies = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        if "max_tokens" in body:
+            return httpx.Response(400, json={"error": {"message": "Unsupported parameter: 'max_tokens' is not supported "
+                                                                  "with this model. Use 'max_completion_tokens' instead."}})
+        return httpx.Response(200, json=OK_BODY)
+
+    model = _model(handler)
+    model.complete([ChatMessage("user", "q")], max_tokens=20)
+    model.complete([ChatMessage("user", "q")], max_tokens=20)
+    assert [("max_tokens" in b, b.get("max_completion_tokens")) for b in bodies] == [(True, None), (False, 20), (False, 20)]
+
+
+def test_sdk_retries_are_off_and_the_shared_policy_honours_retry_after():
+    """The openai SDK does not retry on its own; our policy waits the Retry-After the server sent."""
+    calls, sleeps = [], []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": "2"})
+        return httpx.Response(200, json=OK_BODY)
+
+    model = OpenAICompatibleModel("m", base_url="http://llm.test/v1", transport=httpx.MockTransport(handler),
+                                  sleep=sleeps.append, max_retries=2)
+    assert model.complete([ChatMessage("user", "q")]).text and len(calls) == 2 and sleeps == [2.0]
+
+
+@pytest.mark.embedded
+def test_embedded_model_is_a_mirascope_provider_on_loopback():
+    """register_mirascope_provider points Mirascope's OpenAI-completions provider at the in-process server."""
+    from mirascope import llm
+
+    from supportdesk.llm.embedded import EmbeddedModel, register_mirascope_provider
+
+    embedded = EmbeddedModel()
+    provider = register_mirascope_provider(embedded)
+    assert embedded.base_url.startswith("http://127.0.0.1:")
+    response = llm.Model("embedded/gemma-3-270m", max_tokens=8).call("Say hello.")
+    assert response.provider_id == provider.id == "embedded" and response.usage.input_tokens > 0

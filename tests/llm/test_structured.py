@@ -50,3 +50,28 @@ def test_override_of_unknown_field_is_rejected():
     """Overriding a field the model lacks is a programming error, caught early."""
     with pytest.raises(ValueError, match="no field"):
         response_schema(Classification, {"nope": {"enum": ["a"]}})
+
+
+def test_calls_go_through_mirascope_and_survive_a_registry_reset():
+    """structured_call answers via Mirascope's registered supportdesk/ provider, re-registered if a host reset it."""
+    from mirascope import llm
+    from mirascope.llm.providers.provider_registry import PROVIDER_REGISTRY
+
+    from supportdesk.llm._mirascope import ChatModelProvider
+
+    llm.reset_provider_registry()
+    model = ScriptedModel([{"category": "billing", "priority": "low"}])
+    assert structured_call(model, [ChatMessage("user", "x")], Classification).value.category == "billing"
+    assert isinstance(PROVIDER_REGISTRY["supportdesk/"], ChatModelProvider)
+
+
+def test_a_mirascope_call_outside_structured_call_names_the_problem():
+    """Calling the supportdesk/ scope with no model bound raises a clear LLMError, not a silent default."""
+    from mirascope import llm
+
+    from supportdesk.errors import LLMError
+    from supportdesk.llm._mirascope import ensure_registered
+
+    ensure_registered()
+    with pytest.raises(LLMError, match="no supportdesk ChatModel is bound"):
+        llm.Model("supportdesk/x").call("hi")

@@ -16,6 +16,8 @@ from supportdesk.llm import ScriptedModel
 from supportdesk.rag import FAQPipeline, KnowledgeBase, SerperWebSearch, load_rag_policy
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: The domains of the recorded Serper response (fixtures/serper_response.json).
+FIXTURE_DOMAINS = ("nimbusnotes.example", "weather.example.com")
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +49,10 @@ class SerperStub:
         return reply
 
     def search(self, *, sleeps: list[float] | None = None, **kwargs: Any) -> SerperWebSearch:
-        """A SerperWebSearch with a key, this stub as transport and a recording sleep."""
+        """A SerperWebSearch with a key, the recorded response's domains allowed (unless
+        ``allowed_domains=`` says otherwise), this stub as transport and a recording sleep."""
         record = sleeps if sleeps is not None else []
+        kwargs.setdefault("allowed_domains", FIXTURE_DOMAINS)
         return SerperWebSearch(api_key=SecretStr("test-key"), transport=httpx.MockTransport(self),
                                sleep=record.append, **kwargs)
 

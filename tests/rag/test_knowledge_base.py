@@ -61,3 +61,30 @@ def test_shipped_faq_loads_with_unique_ids():
     kb = KnowledgeBase.from_config()
     assert len(kb) >= 20 and len(set(kb.ids)) == len(kb)
     assert "reset-password" in kb and all(entry.paraphrases for entry in kb)
+
+
+def test_repeated_questions_and_paraphrases_are_dropped_with_a_warning(caplog):
+    """Repeats (an entry listed twice, a paraphrase equal to a question or another paraphrase) are dropped, with a warning."""
+    other = {"id": "delete-account", "question": "How do I delete my account?", "answer": "Settings > Account > Delete.",
+             "paraphrases": ["close my account", "How do I reset my password?", "  CLOSE my   account "]}
+    noisy = {**ENTRY, "paraphrases": ["I forgot my password", "how do i reset my password?", "i forgot my password"]}
+    with caplog.at_level("WARNING", logger="supportdesk.rag.knowledge_base"):
+        kb = KnowledgeBase.from_records([noisy, other, noisy], source="faq.yaml")
+    assert kb.ids == ["reset-password", "delete-account"]
+    assert kb.get("reset-password").paraphrases == ["I forgot my password"]
+    assert kb.get("delete-account").paraphrases == ["close my account"]
+    texts, _ = kb.texts()
+    assert len({" ".join(t.casefold().split()) for t in texts}) == len(texts)
+    assert "dropped 5 repeated FAQ text(s)" in caplog.text and "faq.yaml" in caplog.text
+
+
+def test_deduplicated_kb_builds_its_document_store():
+    """A KB with repeated paraphrases builds its Haystack document store (no DuplicateDocumentError)."""
+    import numpy as np
+
+    from supportdesk.rag.document_store import FAQDocumentStore
+
+    kb = KnowledgeBase.from_records([{**ENTRY, "paraphrases": ["I forgot my password"] * 3}])
+    texts, owners = kb.texts()
+    store = FAQDocumentStore.from_texts(texts, np.eye(len(texts), 4), [kb.ids[int(o)] for o in owners])
+    assert store.count_documents() == 2

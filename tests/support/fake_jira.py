@@ -14,6 +14,8 @@ with an optional ``ORDER BY``. Knobs make the failure modes reproducible:
 
 * ``create_delay_s``: sleep after the issue was stored and before answering (a client timeout
   shorter than this sees a failed request although the issue exists);
+* ``hold_create``: store the issue, then hold the answer until the server closes, so any client
+  timeout fires however slow the machine is (no race between two clocks);
 * ``search_lag``: a new issue stays invisible to the next N search requests;
 * ``fail_create_status``: answer creates with this HTTP status and store nothing.
 
@@ -54,6 +56,7 @@ class FakeJira:
         create_delay_s: float = 0.0,
         search_lag: int = 0,
         fail_create_status: int | None = None,
+        hold_create: bool = False,
     ) -> None:
         self.deployment = deployment
         self.project = project
@@ -61,6 +64,8 @@ class FakeJira:
         self.create_delay_s = create_delay_s
         self.search_lag = search_lag
         self.fail_create_status = fail_create_status
+        self.hold_create = hold_create
+        self._closing = threading.Event()
         self.issues: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self._hidden: dict[str, int] = {}
@@ -79,6 +84,7 @@ class FakeJira:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()  # releases held create answers
         self._server.shutdown()
         self._server.server_close()
 
@@ -116,6 +122,8 @@ class FakeJira:
             self._hidden[issue["key"]] = self.search_lag
         if self.create_delay_s:
             time.sleep(self.create_delay_s)
+        if self.hold_create:
+            self._closing.wait(timeout=120)
         return 201, {"id": issue["id"], "key": issue["key"], "self": f"{self.url}/rest/api/2/issue/{issue['id']}"}
 
     def _search(self, jql: str) -> list[dict[str, Any]]:
