@@ -1,6 +1,6 @@
 """Side by side: supportdesk's flow against two peer designs, same cases, same embedded model, one run.
 
-    python benchmarks/compare_peers.py [--source /work/shared/datasets] [--limit 100] [--seed 7] [--json OUT]
+    python benchmarks/compare_peers.py [--source ../shared/datasets] [--limit 100] [--seed 7] [--json OUT]
 
 Cases (``--limit``, default 100, split about 40/30/30): FAQ questions (a paraphrase of a
 config/faq.yaml entry, *removed* from the KB every system searches, so nobody answers from the very
@@ -296,7 +296,7 @@ def crewai_system(kb: Any, model: CountingModel, faq: Any, home: Path) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=Path("/work/shared/datasets"))
+    parser.add_argument("--source", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets")
     parser.add_argument("--limit", type=int, default=100, help="cases (default 100)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--systems", default="supportdesk,haystack_tutorial,crewai_agent")

@@ -3,7 +3,7 @@
 #
 #   benchmarks/eval_all.sh [SOURCE] [OUT] [SPLIT]
 #
-# SOURCE: the datasets folder (default /work/shared/datasets, see its README.md);
+# SOURCE: the datasets folder (default ../shared/datasets beside the checkout, see its README.md);
 # OUT:    where converted files, JSON and HTML reports go (default /tmp/supportdesk-eval);
 # SPLIT:  test (report figures; the default) or validation (tune on this only).
 # Every run is a stratified sample of LIMIT cases (default 600) with SEED (default 0); the flow stage,
@@ -11,7 +11,7 @@
 # Each command below is the exact one behind a reported figure.
 set -euo pipefail
 
-SOURCE=${1:-/work/shared/datasets}
+SOURCE=${1:-$(dirname "$0")/../../shared/datasets}
 OUT=${2:-/tmp/supportdesk-eval}
 SPLIT=${3:-test}
 LIMIT=${LIMIT:-400}

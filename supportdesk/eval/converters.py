@@ -1,6 +1,6 @@
 """Converters from the public support datasets to supportdesk's evaluation files.
 
-Every converter reads one dataset folder (layout as in ``/work/shared/datasets``) and writes, into
+Every converter reads one dataset folder (layout as in ``../shared/datasets``) and writes, into
 an output folder, some of::
 
     <name>.kb.jsonl                 FAQ entries (KBEntry), when the dataset has answers
