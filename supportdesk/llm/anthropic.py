@@ -20,7 +20,8 @@ import anthropic
 import httpx
 
 from supportdesk._retry import RetryPolicy
-from supportdesk.errors import LLMProviderError, LLMTimeoutError
+from supportdesk.errors import LLMProviderError
+from supportdesk.llm._sdk_errors import sdk_errors
 from supportdesk.llm._types import ChatMessage, Completion
 
 __all__ = ["AnthropicModel"]
@@ -77,18 +78,8 @@ class AnthropicModel:
             body["tools"] = [{"name": TOOL_NAME, "description": "Give the answer.", "input_schema": json_schema}]
             body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
         started = time.perf_counter()
-        try:
+        with sdk_errors(anthropic, self.name, attempts=self.max_retries + 1):
             message = self._policy.call(lambda: self._client.messages.create(**body))
-        except anthropic.APITimeoutError as exc:
-            raise LLMTimeoutError(f"{self.name} timed out after {self.max_retries + 1} attempts") from exc
-        except anthropic.APIConnectionError as exc:
-            raise LLMProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
-        except anthropic.APIStatusError as exc:
-            raise LLMProviderError(
-                f"{self.name} answered HTTP {exc.status_code}: {str(exc.message)[:200]}", status_code=exc.status_code
-            ) from exc
-        except anthropic.APIResponseValidationError as exc:
-            raise LLMProviderError(f"{self.name} returned a malformed body: {str(exc)[:200]!r}") from exc
         latency = time.perf_counter() - started
         try:
             text = _text_of(message.content)

@@ -22,7 +22,8 @@ import httpx
 import openai
 
 from supportdesk._retry import RetryPolicy
-from supportdesk.errors import LLMProviderError, LLMTimeoutError
+from supportdesk.errors import LLMProviderError
+from supportdesk.llm._sdk_errors import error_text, sdk_errors
 from supportdesk.llm._types import ChatMessage, Completion
 
 __all__ = ["OpenAICompatibleModel"]
@@ -105,25 +106,15 @@ class OpenAICompatibleModel:
         )
 
     def _send(self, body: dict[str, Any], max_tokens: int) -> Any:
-        try:
+        with sdk_errors(openai, self.name, attempts=self.max_retries + 1):
             try:
                 return self._create(body, max_tokens)
             except openai.BadRequestError as exc:
-                if self._token_param == "max_tokens" and "max_completion_tokens" in _error_text(exc):
+                if self._token_param == "max_tokens" and "max_completion_tokens" in error_text(exc):
                     logger.info("%s rejects max_tokens; sending max_completion_tokens from now on", self.name)
                     self._token_param = "max_completion_tokens"
                     return self._create(body, max_tokens)
                 raise
-        except openai.APITimeoutError as exc:
-            raise LLMTimeoutError(f"{self.name} timed out after {self.max_retries + 1} attempts") from exc
-        except openai.APIConnectionError as exc:
-            raise LLMProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
-        except openai.APIStatusError as exc:
-            raise LLMProviderError(
-                f"{self.name} answered HTTP {exc.status_code}: {_error_text(exc)[:200]}", status_code=exc.status_code
-            ) from exc
-        except openai.APIResponseValidationError as exc:
-            raise LLMProviderError(f"{self.name} returned a malformed body: {str(exc)[:200]!r}") from exc
 
     def _create(self, body: dict[str, Any], max_tokens: int) -> Any:
         request = {**body, self._token_param: max_tokens}
@@ -134,13 +125,3 @@ class OpenAICompatibleModel:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _error_text(exc: openai.APIStatusError) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict):
-            return str(error.get("message", error))
-        return str(error)
-    return str(getattr(exc, "message", exc))
