@@ -40,7 +40,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from supportdesk._domains import find_links, parse_domains, url_allowed
-from supportdesk._guardrails import injection_markers
+from supportdesk._guardrails import injection_markers, shingles
 from supportdesk._pii import PHONE_RE, redact
 from supportdesk.errors import ConfigError
 
@@ -89,7 +89,6 @@ _INJECTION_RE = re.compile(
     r"|\bjailbreak|\bDAN\s+mode\b|\bdo\s+anything\s+now\b"
     r"|\b(?:tell|instruct|ask)\s+the\s+(?:customer|user)\s+to\b"
 )
-_WORD_RE = re.compile(r"[a-z0-9]+")
 VERBATIM_WORDS = 12
 
 
@@ -98,11 +97,6 @@ def looks_like_injection(text: str, config_dir: Path | None = None) -> bool:
     a directive marker of config/injection_markers.yaml (the decision guardrails use the same list,
     :func:`supportdesk._guardrails.injection_markers`) or one of this module's patterns."""
     return bool(text) and (bool(_INJECTION_RE.search(text)) or bool(injection_markers(text, config_dir)))
-
-
-def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
-    words = _WORD_RE.findall(text.lower())
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 @component
@@ -149,8 +143,8 @@ class WebAnswerGuard:
             found.append("contains markup")
         if looks_like_injection(answer, self.config_dir):
             found.append("repeats instructions aimed at the assistant")
-        copied = _shingles(answer, self.verbatim_words)
-        if copied and any(copied & _shingles(doc.content or "", self.verbatim_words) for doc in documents):
+        copied = shingles(answer, self.verbatim_words)
+        if copied and any(copied & shingles(doc.content or "", self.verbatim_words) for doc in documents):
             found.append(f"copies {self.verbatim_words}+ words of a web result verbatim")
         return found
 

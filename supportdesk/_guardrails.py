@@ -44,6 +44,7 @@ __all__ = [
     "PromptLeakGuard",
     "bounded_priority",
     "injection_markers",
+    "shingles",
     "load_markers",
     "mentions_other_account",
     "request_text",
@@ -114,7 +115,8 @@ def bounded_priority(proposed: str, suggestion: TriageSuggestion, *, floor: bool
     return _NAMES[level]
 
 
-def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
+def shingles(text: str, n: int) -> set[tuple[str, ...]]:
+    """The runs of ``n`` consecutive lower-cased words of ``text`` (for copy detection)."""
     words = _WORD_RE.findall(text.lower())
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
@@ -135,12 +137,12 @@ class PromptLeakGuard:
     @classmethod
     def from_prose(cls, prose: Iterable[str], words: int = LEAK_WORDS) -> PromptLeakGuard:
         texts = [re.sub(r"\{[^{}]*\}", " ", str(t)) for t in prose if t]
-        shingles: set[tuple[str, ...]] = set()
+        runs: set[tuple[str, ...]] = set()
         tokens: set[str] = set()
         for text in texts:
-            shingles |= _shingles(text, words)
+            runs |= shingles(text, words)
             tokens |= set(_SECRET_TOKEN_RE.findall(text))
-        return cls(frozenset(shingles), frozenset(tokens), words)
+        return cls(frozenset(runs), frozenset(tokens), words)
 
     def leaks(self, text: str, allowed: str = "") -> bool:
         """True when ``text`` repeats ``words`` words in a row of the prose, or one of its secret-shaped
@@ -148,8 +150,8 @@ class PromptLeakGuard:
         customer's own message)."""
         if not text:
             return False
-        own = _shingles(allowed, self.words)
-        if (_shingles(text, self.words) - own) & self.shingles:
+        own = shingles(allowed, self.words)
+        if (shingles(text, self.words) - own) & self.shingles:
             return True
         return any(token in self.tokens and token not in allowed for token in _SECRET_TOKEN_RE.findall(text))
 
