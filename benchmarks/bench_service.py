@@ -276,9 +276,6 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from supportdesk._runner import quiet_crewai_console
-
-    quiet_crewai_console()
     base = Path(tempfile.mkdtemp(prefix="bench-service-"))
     os.environ["CREWAI_STORAGE_DIR"] = str(base / "crewai")
     try:

@@ -151,9 +151,6 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=2000, help="real messages per dataset for false alarms")
     args = parser.parse_args()
     import supportdesk  # noqa: F401  (offline defaults first)
-    from supportdesk._runner import quiet_crewai_console
-
-    quiet_crewai_console()
     detector(args)
     if not args.detector:
         try:  # one BLAS thread: the encoder's small products otherwise spend their CPU spinning threads

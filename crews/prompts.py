@@ -20,7 +20,8 @@ from supportdesk.errors import ConfigError
 from supportdesk.llm._types import ChatMessage
 from supportdesk.models.responses import CustomerLookup
 
-__all__ = ["CUSTOMER_BLOCK", "TriagePrompts", "customer_block", "customer_text", "fallback_title", "grounded_title"]
+__all__ = ["CUSTOMER_BLOCK", "TriagePrompts", "customer_block", "customer_text", "fallback_title", "grounded_title",
+           "title_fits"]
 
 _WORD = re.compile(r"[a-z0-9]{4,}")
 TITLE_MAX = 80
@@ -45,24 +46,44 @@ def _stems(text: str) -> set[str]:
     return {w[:5] for w in _WORD.findall(text.lower())}
 
 
+def _first_sentence(query: str) -> str:
+    return re.split(r"(?<=[.!?])\s", " ".join(query.split()), maxsplit=1)[0].rstrip(".!? ")
+
+
+def title_fits(query: str) -> bool:
+    """True when the query's first sentence is a title as it stands: three words or more (not a bare
+    greeting) and at most ``TITLE_MAX`` characters (nothing cut). Then code titles the ticket with it
+    and no model is asked (the embedded policy's ``title_written_by: auto``)."""
+    first = _first_sentence(query)
+    return len(first.split()) >= 3 and len(first) <= TITLE_MAX
+
+
 def fallback_title(query: str) -> str:
     """The query's first sentence, cut at a word boundary to fit a title."""
-    first = re.split(r"(?<=[.!?])\s", " ".join(query.split()), maxsplit=1)[0].rstrip(".!? ")
+    first = _first_sentence(query)
     if len(first) <= TITLE_MAX:
         return first
     return first[: TITLE_MAX - 1].rsplit(" ", 1)[0] + "…"
 
 
-def grounded_title(title: str, query: str) -> str:
-    """Keep a model's title only if it names something the customer wrote; else fall back to the query.
+def _specifics(text: str) -> set[str]:
+    """Numbers, e-mail addresses, links and other tokens holding a digit or ``@``."""
+    return {t.strip(".,;:!?()[]\"'").lower() for t in text.split() if any(c.isdigit() or c == "@" for c in t)}
 
-    A small model sometimes echoes the schema name or invents a topic: a title sharing no content word
-    (first five letters of words of four or more) with the query is not grounded.
+
+def grounded_title(title: str, query: str) -> str:
+    """Keep a model's title only if it names something the customer wrote and invents nothing; else
+    fall back to the query's first sentence.
+
+    A small model sometimes echoes the schema name, invents a topic or makes up specifics: a title
+    sharing no content word (first five letters of words of four or more) with the query, one with a
+    number, e-mail or link the query does not hold, or one over twelve words is not grounded.
     """
     title = " ".join(title.split()).strip(" .")
-    if len(title) >= 8 and _stems(title) & _stems(query) and title.lower() != "ticketdraft":
-        return title[:TITLE_MAX]
-    return fallback_title(query)
+    query_specifics = {t.strip(".,;:!?()[]\"'").lower() for t in query.split()}
+    grounded = (len(title) >= 8 and len(title.split()) <= 12 and bool(_stems(title) & _stems(query))
+                and title.lower() != "ticketdraft" and _specifics(title) <= query_specifics)
+    return title[:TITLE_MAX] if grounded else fallback_title(query)
 
 
 @dataclass(frozen=True)

@@ -48,13 +48,13 @@ def plot() -> None:
     import shutil
     from pathlib import Path
 
-    from supportdesk._runner import quiet_crewai_console
+    from supportdesk._runner import quiet_crewai
     from supportdesk.flows.services import SupportServices
     from supportdesk.flows.support_flow import SupportFlow
 
-    quiet_crewai_console()
     placeholder = SupportServices(faq=None, triage=None, tickets=None)  # type: ignore[arg-type]
-    rendered = Path(SupportFlow(services=placeholder).plot("supportdesk_flow.html", show=False))
+    with quiet_crewai():
+        rendered = Path(SupportFlow(services=placeholder).plot("supportdesk_flow.html", show=False))
     target = Path.cwd() / "supportdesk_flow"
     shutil.copytree(rendered.parent, target, dirs_exist_ok=True)  # CrewAI renders into a temp folder
     print(f"flow diagram written to {target / rendered.name}")

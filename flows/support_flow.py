@@ -51,6 +51,9 @@ class SupportFlow(Flow[CustomerTicketState]):
     # No CrewAI Memory for this flow: state is the typed ticket and the journal. (CrewAI's Flow would
     # otherwise build a Memory per instance, importing lancedb: ~1x `import crewai` more start-up.)
     _skip_auto_memory: bool = True
+    # The state class itself (it has an ``id``): CrewAI otherwise derives a new state class from the
+    # generic parameter for every flow instance (~5 ms of pydantic schema building per run).
+    initial_state: Any = Field(default=CustomerTicketState, exclude=True)
 
     services: Any = Field(default=None, exclude=True, description="A SupportServices; built from settings if None.")
     run: Any = Field(default=None, exclude=True, description="A RunContext making the run durable; None runs in memory.")

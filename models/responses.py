@@ -112,6 +112,13 @@ class TicketTitle(BaseModel):
 
     title: str = Field(max_length=80, description="The customer's problem in at most eight words.")
 
+    @classmethod
+    def formatting_instructions(cls) -> None:
+        """Mirascope's hook: no schema text appended to the prompt. The title prompt
+        (config/prompts_triage.yaml) asks for JSON and shows it in worked examples, and the schema
+        reaches the model as constrained decoding: about 90 prompt tokens fewer per title."""
+        return None
+
 
 class TicketReceipt(BaseModel):
     """Proof a ticket exists: returned by every ticket backend."""

@@ -91,6 +91,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     "calibration_target_tnr": None,
     "max_wrong_answer_rate": None,
     "oos_share": 0.5,
+    "calibration_folds": 5,
     "top_k": 5,
     "retrieval_top_k": 50,
     "web_search": True,
@@ -218,7 +219,7 @@ class FAQPipeline:
 
         blob = json.dumps([get_encoder().model_id, self.kb.fingerprint(), self.params.__dict__,
                            self.policy["calibration_negative_weight"], self.policy["calibration_target_tnr"],
-                           "risk-v1", self.max_wrong, self.policy["oos_share"]],
+                           "risk-v3", self.max_wrong, self.policy["oos_share"], self.policy["calibration_folds"]],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -266,7 +267,8 @@ class FAQPipeline:
                            negative_weight=float(self.policy["calibration_negative_weight"]),
                            target_tnr=None if target is None else float(target),
                            max_wrong=self.max_wrong if target is None else None,
-                           oos_share=float(self.policy["oos_share"]), escalate=escalate)
+                           oos_share=float(self.policy["oos_share"]), escalate=escalate,
+                           folds=int(self.policy["calibration_folds"]))
         self.calibration = dict(report.__dict__)
         if path is not None:
             try:  # temp file + os.replace: concurrent writers never leave a torn file

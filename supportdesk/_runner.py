@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from supportdesk._pii import mask_cards
@@ -27,17 +28,24 @@ if TYPE_CHECKING:
     from supportdesk.llm._types import ChatModel
     from supportdesk.models.responses import CustomerRecord
 
-__all__ = ["arun_query", "open_journal", "quiet_crewai_console", "resume_run", "run_query"]
+__all__ = ["arun_query", "open_journal", "quiet_crewai", "resume_run", "run_query"]
 
 logger = logging.getLogger(__name__)
 
 
-def quiet_crewai_console() -> None:
-    """CrewAI prints flow panels on stdout; supportdesk reports progress itself (stderr, logging)."""
-    from crewai.events.event_listener import event_listener
-    from rich.console import Console
+@contextmanager
+def quiet_crewai() -> Iterator[None]:
+    """CrewAI prints flow panels on stdout; supportdesk reports progress itself (stderr, logging).
 
-    event_listener.formatter.console = Console(quiet=True)
+    CrewAI's own switch (``set_suppress_console_output``, a context variable) silences them for this
+    context only: nothing is rendered, and a host application's own crews still print."""
+    from crewai.events.utils.console_formatter import set_suppress_console_output
+
+    token = set_suppress_console_output(True)
+    try:
+        yield
+    finally:
+        token.var.reset(token)  # type: ignore[attr-defined]
 
 
 def open_journal(settings: Settings) -> RunJournal:
@@ -170,7 +178,6 @@ def _services(
 ) -> SupportServices:
     from supportdesk.flows.services import build_services
 
-    quiet_crewai_console()
     if services is None:
         return build_services(settings, chat_model=chat_model, on_step=on_step, customers=directory)
     if on_step is not None:
@@ -201,7 +208,7 @@ def _execute(
         proxy.bind(_budget_model(proxy.inner, journal, run_id, settings)) if isinstance(proxy, RunScopedModel) else nullcontext()
     )
     try:
-        with scope, _tracing.run_scope(run_id, settings), _tracing.crewai_spans():  # spans: ours, CrewAI's under them
+        with scope, quiet_crewai(), _tracing.run_scope(run_id, settings), _tracing.crewai_spans():  # spans: ours, CrewAI's under them
             trigger = {"crewai_trigger_payload": trigger_payload} if trigger_payload is not None else {}
             flow.kickoff(inputs={**state.model_dump(mode="json"), **trigger})
     except ApprovalPendingError:  # the draft waits for a person: park with the state (lease released)

@@ -157,8 +157,10 @@ def crewai_spans(name: str = "supportdesk") -> Iterator[None]:
 
     CrewAI builds its spans from its event bus in a ``TraceSession`` with a provider of its own; its
     first span is normally a new trace's root. Here the session's root is our current span (so its
-    spans join our trace) and a span processor hands each finished span to the application's provider
-    (its exporters). No CrewAI exporter is attached: nothing goes to CrewAI's servers.
+    spans join our trace), and when the block ends its finished spans are re-made, with their own
+    times, names, kinds, statuses and nesting, through the application's tracer (public OpenTelemetry
+    API: its exporters see them like any other span). No CrewAI exporter is attached: nothing goes
+    to CrewAI's servers.
     """
     if not _enabled:
         yield
@@ -167,14 +169,15 @@ def crewai_spans(name: str = "supportdesk") -> Iterator[None]:
     from opentelemetry import trace
 
     parent = trace.get_current_span()
-    session = TraceSession(f"{_RUN.get() or name}", processors=[_forwarder(trace.get_tracer_provider())],
-                           automation_name=name)
+    collector = _collector()
+    session = TraceSession(f"{_RUN.get() or name}", processors=[collector], automation_name=name)
     session.context.root_span = parent
     try:
         with session.activate():
             yield
     finally:
         session.shutdown()
+        _replay(collector.finished, trace.get_tracer("supportdesk.crewai"))
 
 
 #: CrewAI span attributes kept when forwarded: ids, names, kinds, models and numbers. Its other
@@ -182,24 +185,36 @@ def crewai_spans(name: str = "supportdesk") -> Iterator[None]:
 _KEEP = re.compile(r"(^|[._])(id|ids|uuid|name|key|type|kind|model|role|process|system|status|operation\.name)$")
 
 
-def _forwarder(provider: Any) -> Any:
-    """A span processor handing CrewAI's finished spans, minus text attributes, to ``provider``'s processors."""
+def _collector() -> Any:
+    """A span processor keeping CrewAI's finished spans for :func:`_replay`."""
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-    target = getattr(provider, "_active_span_processor", None)
+    class Collect(SpanProcessor):
+        def __init__(self) -> None:
+            self.finished: list[ReadableSpan] = []
 
-    class Forward(SpanProcessor):
         def on_end(self, span: ReadableSpan) -> None:
-            if target is None:
-                return
-            kept = {k: v for k, v in (span.attributes or {}).items() if not isinstance(v, str) or _KEEP.search(k)}
-            target.on_end(ReadableSpan(
-                name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-                attributes=kept, links=span.links, kind=span.kind, status=span.status,
-                start_time=span.start_time, end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
-            ))
+            self.finished.append(span)
 
-    return Forward()
+    return Collect()
+
+
+def _replay(finished: list[Any], tracer: Any) -> None:
+    """Re-make ``finished`` spans through ``tracer``, parents first, minus text attributes (see ``_KEEP``)."""
+    from opentelemetry import trace
+
+    made: dict[int, Any] = {}
+    for span in sorted(finished, key=lambda s: s.start_time or 0):
+        above = made.get(span.parent.span_id) if span.parent is not None else None
+        if above is None and span.parent is not None:  # CrewAI's root: under our span it was started in
+            above = trace.NonRecordingSpan(span.parent)
+        kept = {k: v for k, v in (span.attributes or {}).items() if not isinstance(v, str) or _KEEP.search(k)}
+        context = trace.set_span_in_context(above) if above is not None else None
+        made[span.context.span_id] = copy = tracer.start_span(
+            span.name, context=context, kind=span.kind, attributes=kept, start_time=span.start_time)
+        copy.set_status(span.status)
+    for span in sorted(finished, key=lambda s: s.end_time or 0):
+        made[span.context.span_id].end(end_time=span.end_time)
 
 
 _CONTENT = re.compile(r"\.(input|output)(_data)?$")

@@ -16,7 +16,8 @@ from supportdesk.llm.scripted import ScriptedCall
 from supportdesk.models import TicketStatus
 from supportdesk.settings import Settings
 
-BILLED_TWICE = "My card shows the same monthly fee two times; I'd like the extra one returned."
+# A first sentence too long for a title: the embedded policy asks the model for one (a model span).
+BILLED_TWICE = "My card shows the same monthly fee two times on this month's statement; I'd like the extra one returned."
 
 _EXPORTER = InMemorySpanExporter()
 

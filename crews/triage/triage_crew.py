@@ -6,8 +6,10 @@ folder); this module does the wiring. Code decides what
 code can, per decision policy (``config/policies.yaml``, section ``triage``):
 
 * **embedded** (the offline 270M model): category and priority come from the nearest labelled
-  examples plus keyword rules (:class:`~supportdesk.crews.classifier.ExampleClassifier`); the JSON
-  schema pins both fields to those values so the model only writes the rationale;
+  examples plus keyword rules (:class:`~supportdesk.crews.classifier.ExampleClassifier`), the
+  rationale states that evidence, and the model titles the ticket only when the message's first
+  sentence is not a title as it stands (``rationale_written_by: code``, ``title_written_by: auto``):
+  a short escalation makes no model call;
 * **hosted**: the model chooses the category (from the allowed list) and the priority, with the
   code's suggestion given as a hint, within code's bounds (``_finalise_classification``): a category
   code vetted, a priority within one level of code's and never under a keyword rule's floor, and
@@ -31,7 +33,7 @@ The crew never files the ticket: the flow does, in code, keyed by its run id::
     result = crew.triage("I was charged twice this month, please refund one payment.", caller)
     result.classification.category, result.classification.priority   # ('billing', 'high')
     result.customer.customer.customer_id, result.ticket.title          # ('C-1001', '...')
-    result.usage.llm_calls                                              # 3
+    result.usage.llm_calls                                              # 0: short message, code titles it
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ from supportdesk._guardrails import (
 )
 from supportdesk.crews.classifier import ExampleClassifier, TriageSuggestion
 from supportdesk.crews._crewai_stores import UnstoredCrew
-from supportdesk.crews.prompts import TriagePrompts, customer_text, fallback_title, grounded_title
+from supportdesk.crews.prompts import TriagePrompts, customer_text, fallback_title, grounded_title, title_fits
 from supportdesk.crews.tools.customer_db import CustomerLookupTool
 from supportdesk.errors import ConfigError, InvalidQueryError, OutputValidationError
 from supportdesk.llm._types import ChatModel
 from supportdesk.llm.crewai_llm import CrewChatLLM, SlotPlan
+from supportdesk.llm.structured import prepare_in_background
 from supportdesk.models.responses import (
     TEXT_PATTERN,
     Classification,
@@ -82,6 +85,15 @@ Decider = Literal["code", "llm"]
 
 
 @dataclass(frozen=True)
+class _CodeWrites:
+    """Which triage slots code fills (see ``TriageCrew._code_writes``)."""
+
+    classification: bool
+    summaries: bool
+    title: bool
+
+
+@dataclass(frozen=True)
 class TriagePolicy:
     """The ``triage`` section of one decision policy in ``config/policies.yaml``."""
 
@@ -95,6 +107,11 @@ class TriagePolicy:
     max_tokens: Mapping[str, int] = field(default_factory=dict)
     max_chars: Mapping[str, int] = field(default_factory=dict)
     summaries_written_by: Decider = "code"
+    # Where summaries are code's: who writes the classification's rationale ("code": the evidence
+    # code decided on) and the ticket title ("code": the message's first sentence; "llm": the model;
+    # "auto": the model only when that sentence is no title as it stands, see prompts.title_fits).
+    rationale_written_by: Decider = "llm"
+    title_written_by: Literal["code", "llm", "auto"] = "llm"
     agents_call_tools: bool = False  # hosted: agents call their YAML tools (max_tool_steps each); else code does
     max_tool_steps: int = 2
     classify_note: str = "Write one short sentence on why the message belongs in {category}."
@@ -107,9 +124,11 @@ class TriagePolicy:
         if unknown:
             raise ConfigError(f"policy {name!r} triage: unknown keys {sorted(unknown)}")
         values = dict(data)
-        for key in ("category_decided_by", "priority_decided_by", "summaries_written_by"):
+        for key in ("category_decided_by", "priority_decided_by", "summaries_written_by", "rationale_written_by"):
             if values.get(key, "code") not in ("code", "llm"):
                 raise ConfigError(f"policy {name!r} triage: {key} must be 'code' or 'llm'")
+        if values.get("title_written_by", "llm") not in ("code", "llm", "auto"):
+            raise ConfigError(f"policy {name!r} triage: title_written_by must be 'code', 'llm' or 'auto'")
         values["classify_note"] = " ".join(str(values.get("classify_note", cls.classify_note)).split())
         if not isinstance(values.get("agents_call_tools", False), bool):
             raise ConfigError(f"policy {name!r} triage: agents_call_tools must be true or false")
@@ -308,6 +327,8 @@ class TriageCrew:
             raise InvalidQueryError("the query to triage is empty")
         if customer is not None and not isinstance(customer, CustomerRecord):
             raise TypeError("customer must be a verified CustomerRecord or None")
+        if self._model_needed(query):  # load it while code classifies (a cold process: seconds)
+            prepare_in_background(self.llm.chat_model)
         suggestion = self.example_classifier.suggest(request_text(query, self.config_dir))  # no directive sentences
         tool = CustomerLookupTool.for_caller(customer)
         with _tracing.span(f"supportdesk.tool {tool.name}", **{"tool.name": tool.name, "tool.caller": "code"}):
@@ -386,20 +407,54 @@ class TriageCrew:
                 max_tokens=policy.tokens("draft_ticket"),
             ),
         }
-        if policy.summaries_written_by == "code" or directed:
+        code = self._code_writes(query, directed)
+        if code.classification:
+            # Code decided both fields: its evidence is the true rationale, no model is asked for one.
+            # (Where the model decides, a directed message still reaches it and code bounds the answer.)
+            plans["classify"] = SlotPlan(decided=lambda: self._finalise_classification(Classification(
+                category=suggestion.category, priority=suggestion.priority, rationale=self._code_rationale(suggestion),
+            ), suggestion, query))
+        if code.summaries:
             # The facts are already in code's hands: state them instead of asking a small model to.
             plans["lookup_customer"] = SlotPlan(decided=lambda: lookup)
-            plans["draft_ticket"] = SlotPlan(
-                fill=TicketTitle,
-                messages=lambda _chat: self.prompts.title_messages(query),
-                complete=lambda t: TicketDraft(
-                    title=fallback_title(query) if directed else self._vetted_text(
-                        grounded_title(t.title, query), fallback_title(query), lookup),
-                    summary=self.prompts.ticket_summary(query, suggestion, lookup),
-                ),
-                max_tokens=policy.tokens("draft_ticket"),
-            )
+            summary = self.prompts.ticket_summary(query, suggestion, lookup)
+            if code.title:  # the customer's own first sentence is the title
+                plans["draft_ticket"] = SlotPlan(decided=lambda: TicketDraft(title=fallback_title(query), summary=summary))
+            else:
+                plans["draft_ticket"] = SlotPlan(
+                    fill=TicketTitle,
+                    messages=lambda _chat: self.prompts.title_messages(query),
+                    complete=lambda t: TicketDraft(
+                        title=self._vetted_text(grounded_title(t.title, query), fallback_title(query), lookup),
+                        summary=summary,
+                    ),
+                    max_tokens=policy.tokens("draft_ticket"),
+                )
         return plans
+
+    def _code_writes(self, query: str, directed: bool) -> _CodeWrites:
+        """Which slots code fills for ``query`` under this policy (the model fills the others)."""
+        policy = self.policy
+        code_decides = policy.category_decided_by == "code" and policy.priority_decided_by == "code"
+        summaries = policy.summaries_written_by == "code" or directed
+        title = summaries and (directed or policy.title_written_by == "code"
+                               or (policy.title_written_by == "auto" and title_fits(query)))
+        return _CodeWrites(code_decides and (directed or policy.rationale_written_by == "code"), summaries, title)
+
+    def _model_needed(self, query: str) -> bool:
+        """True when triage of ``query`` asks the model for anything (under a policy where agents
+        call tools, always)."""
+        if self.policy.agents_call_tools:
+            return True
+        code = self._code_writes(" ".join(query.split()), bool(injection_markers(query, self.config_dir)))
+        return not (code.classification and code.summaries and code.title)
+
+    @staticmethod
+    def _code_rationale(suggestion: TriageSuggestion) -> str:
+        """The evidence code decided on, as one sentence (what a rationale by code says)."""
+        rules = f", rules {', '.join(suggestion.rules)}" if suggestion.rules else ""
+        return (f"Nearest labelled examples ({suggestion.confidence:.2f}{rules}) suggest "
+                f"{suggestion.category}.")[:200]
 
     def _finalise_classification(self, value: Any, suggestion: TriageSuggestion, query: str = "") -> Classification:
         """Apply what code decides on top of the model's classification (idempotent).
@@ -424,10 +479,8 @@ class TriageCrew:
             update["priority"] = bounded_priority(value.priority, suggestion)
         else:
             update["priority"] = bounded_priority(value.priority, suggestion, floor=False)
-        if directed or self._leaks(value.rationale):  # the rationale is model text under every policy
-            rules = f", rules {', '.join(suggestion.rules)}" if suggestion.rules else ""
-            update["rationale"] = (f"Nearest labelled examples ({suggestion.confidence:.2f}{rules}) suggest "
-                                   f"{suggestion.category}.")[:200]
+        if directed or self._leaks(value.rationale):  # model text, or code's own (idempotent)
+            update["rationale"] = self._code_rationale(suggestion)
         changed = {k: v for k, v in update.items() if getattr(value, k) != v}
         if changed and self.policy.category_decided_by != "code":
             logger.info("triage guardrail kept code's %s (markers %s)", sorted(changed), directed or "-")

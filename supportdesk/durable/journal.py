@@ -190,6 +190,7 @@ class StepScope:
     run_id: str
     name: str
     calls: int = 0
+    ended: bool = False  # its step_end is journaled (with the step's checkpoint)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
@@ -257,8 +258,10 @@ class RunJournal:
 
     :param db: a :class:`Database` or a database URL.
     :param owner: this executor's identity in leases; default ``host:pid:random``.
-    :param lease_s: how long a lease lasts without renewal. Renewed at every step start and
-        checkpoint, so it must exceed the longest step (LLM timeouts and retries included).
+    :param lease_s: how long a lease lasts without renewal. Renewed at every checkpoint and side-effect
+        intent, and at a step start unless this executor renewed it within the last quarter of
+        ``lease_s`` (then nobody else can hold it), so it must exceed the longest step (LLM
+        timeouts and retries included).
     :param clock: wall-clock seconds since the epoch (leases and timestamps); injectable.
     :param sleep: used while waiting for another executor; injectable.
     """
@@ -279,6 +282,7 @@ class RunJournal:
         self._sleep = sleep
         self._active: dict[str, StepScope] = {}
         self._active_lock = threading.Lock()
+        self._renewed: dict[str, float] = {}  # run id -> when this executor last renewed its lease
 
     def __repr__(self) -> str:
         return f"RunJournal({self.db!r}, owner={self.owner!r})"
@@ -371,19 +375,28 @@ class RunJournal:
             logger.info("run %s: lease taken by %s (was %s)", run_id, self.owner, before.status.value)
         return acquired, info
 
-    def heartbeat(self, run_id: str) -> None:
-        """Renew this executor's lease; raise :class:`LeaseLostError` if another executor took it."""
+    def heartbeat(self, run_id: str, *, audit: tuple[str, str] | None = None) -> None:
+        """Renew this executor's lease; raise :class:`LeaseLostError` if another executor took it.
+
+        ``audit``: (kind, step) of an audit entry to append in the same transaction."""
+        now = self._clock()
         with self.db.transaction() as tx:
-            if tx.execute(_sql.RUN_RENEW, (self._clock() + self.lease_s, run_id, self.owner)) != 1:
+            if tx.execute(_sql.RUN_RENEW, (now + self.lease_s, run_id, self.owner)) != 1:
                 self._raise_fenced(tx, run_id)
+            if audit is not None:
+                self._audit(tx, run_id, audit[0], {}, step=audit[1])
+        self._renewed[run_id] = now
 
     def checkpoint(self, run_id: str, step: str, state: BaseModel | Mapping[str, Any] | str) -> int:
         """Store the state after ``step`` completed (one transaction; renews the lease). Returns its sequence number."""
         state_json = to_json(state)
+        now = self._clock()
+        scope = _CURRENT_STEP.get()
+        ends_step = scope is not None and scope.run_id == run_id and scope.name == step and not scope.ended
         with self.db.transaction() as tx:
             row = tx.fetchone(
                 _sql.CHECKPOINT_BUMP,
-                (state_json, step, self._iso(), self._clock() + self.lease_s, run_id, self.owner),
+                (state_json, step, self._iso(), now + self.lease_s, run_id, self.owner),
             )
             if row is None:
                 self._raise_fenced(tx, run_id)
@@ -393,6 +406,11 @@ class RunJournal:
             digest = "sha256:" + hashlib.sha256(state_json.encode("utf-8")).hexdigest()
             tx.execute(_sql.CHECKPOINT_INSERT, (run_id, seq, step, digest, self._iso()))
             self._audit(tx, run_id, "checkpoint", {"seq": seq, "bytes": len(state_json)}, step=step)
+            if ends_step:  # the step's own checkpoint is its last act: its step_end goes in this transaction
+                self._audit(tx, run_id, "step_end", {"ok": True, "llm_calls": scope.calls}, step=step)
+        if ends_step:
+            scope.ended = True
+        self._renewed[run_id] = now
         logger.debug("run %s: checkpoint %d after %s", run_id, seq, step)
         return seq
 
@@ -432,6 +450,7 @@ class RunJournal:
         status = RunStatus(status)
         if status in (RunStatus.PENDING, RunStatus.RUNNING):
             raise ValueError(f"finish() needs a final or parked status, not {status.value!r}")
+        self._renewed.pop(run_id, None)  # the lease ends here
         safe_reason = redact(reason) if reason else None
         with self.db.transaction() as tx:
             if (
@@ -455,6 +474,7 @@ class RunJournal:
 
     def release(self, run_id: str) -> None:
         """Give up the lease without changing the status (another executor may resume at once)."""
+        self._renewed.pop(run_id, None)
         with self.db.transaction() as tx:
             tx.execute(_sql.RUN_RELEASE, (self._iso(), run_id, self.owner))
 
@@ -517,20 +537,23 @@ class RunJournal:
     def step(self, run_id: str, name: str) -> Iterator[StepScope]:
         """Mark the step being executed: renews the lease, audits step_start/step_end, and names
         the journaled calls made inside (also from other threads, via :meth:`current_step`)."""
-        self.heartbeat(run_id)
+        if self._clock() - self._renewed.get(run_id, float("-inf")) < self.lease_s / 4:
+            self.append_audit(run_id, "step_start", {}, step=name)  # renewed (and fenced) moments ago
+        else:
+            self.heartbeat(run_id, audit=("step_start", name))  # one transaction
         scope = StepScope(run_id, name)
         token = _CURRENT_STEP.set(scope)
         with self._active_lock:
             previous = self._active.get(run_id)
             self._active[run_id] = scope
-        self.append_audit(run_id, "step_start", {}, step=name)
         try:
             yield scope
         except BaseException as exc:
             self._audit_quietly(run_id, "step_end", {"ok": False, "error": type(exc).__name__}, step=name)
             raise
         else:
-            self.append_audit(run_id, "step_end", {"ok": True, "llm_calls": scope.calls}, step=name)
+            if not scope.ended:  # else written with the step's checkpoint
+                self.append_audit(run_id, "step_end", {"ok": True, "llm_calls": scope.calls}, step=name)
         finally:
             _CURRENT_STEP.reset(token)
             with self._active_lock:

@@ -136,6 +136,21 @@ class EmbeddedModel:
                 self._servers[key] = server
         return server
 
+    def warm_up(self) -> None:
+        """Load the model and prepare constrained decoding now (once per process), not on the first call.
+
+        The first JSON-schema call of a process also builds the grammar engine's tables for the
+        vocabulary (measured on two cores: 1.7 s for a first two-token schema call, 0.2 s for a plain
+        one): one two-token schema call here pays that."""
+        with self._load_lock:
+            if getattr(self, "_warm", False):
+                return
+        self._server()
+        self.complete([ChatMessage("user", "ok")], json_schema={"type": "object", "properties": {"ok": {"type": "boolean"}},
+                                                                "required": ["ok"]}, max_tokens=2)
+        with self._load_lock:
+            self._warm = True
+
     def complete(
         self,
         messages: list[ChatMessage],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -17,6 +18,25 @@ from _durable_helpers import FakeClock
 
 from supportdesk.durable import RunJournal
 from supportdesk.durable._pg import TempPostgres, start_temp_postgres
+
+@pytest.fixture(scope="module", autouse=True)
+def model_slots_policy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The durable tests crash, budget and replay an escalation with two model calls (rationale and
+    title): every run here, in process or in a CLI subprocess, reads a policies.yaml in which the
+    embedded policy has the model write both (the shipped one has code write them where it can).
+    Module scope: the setting ends with each test module of this folder."""
+    from supportdesk._config import config_path
+
+    text = config_path("policies.yaml").read_text(encoding="utf-8")
+    patched = text.replace("rationale_written_by: code", "rationale_written_by: llm", 1)
+    patched = patched.replace("title_written_by: auto", "title_written_by: llm", 1)
+    assert patched.count("_written_by: llm") >= 2, "policies.yaml no longer has the slots this fixture switches"
+    folder = tmp_path_factory.mktemp("model-slots-config")
+    (folder / "policies.yaml").write_text(patched, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SUPPORTDESK_CONFIG_DIR", str(folder))
+        yield folder
+
 
 _NO_PG_REASON = "PostgreSQL tests skipped: SUPPORTDESK_TEST_POSTGRES_URL unset and no local server could be started"
 

@@ -130,6 +130,23 @@ def test_audit_trail_in_order_and_append_only(journal: RunJournal) -> None:
     assert len(journal.audit("r1")) == len(entries)
 
 
+def test_step_boundaries_write_fewer_transactions_and_stay_fenced(db_url: str, clock) -> None:
+    """A step right after a checkpoint skips the lease renewal and its end is written with its checkpoint
+    (same trail as before); once a quarter of the lease has passed, the step start renews and is fenced."""
+    a = RunJournal(db_url, owner="A", lease_s=60, clock=clock, sleep=clock.sleep)
+    a.start_run("r1", "q")
+    for name in ("intake", "route"):
+        with a.step("r1", name):
+            a.checkpoint("r1", name, {"step": name})
+    kinds = [(e.kind, e.step) for e in a.audit("r1")][2:]
+    assert kinds == [("step_start", "intake"), ("checkpoint", "intake"), ("step_end", "intake"),
+                     ("step_start", "route"), ("checkpoint", "route"), ("step_end", "route")]
+    clock.advance(61)  # A's lease expired; B takes the run over
+    assert RunJournal(db_url, owner="B", lease_s=60, clock=clock, sleep=clock.sleep).start_run("r1", "q").acquired
+    with pytest.raises(LeaseLostError), a.step("r1", "triage"):  # A renewed too long ago: it asks, and is fenced
+        pass
+
+
 def test_step_failure_is_audited(journal: RunJournal) -> None:
     """An exception inside a step is audited as step_end ok=false and propagates unchanged."""
     journal.start_run("r1", "q")

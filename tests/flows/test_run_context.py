@@ -84,11 +84,12 @@ def _answer(call: ScriptedCall) -> dict:
             "rationale": "Account request."}
 
 
+# First sentences too long for a title as they stand: the embedded policy asks the model for one.
 QUERIES = {
-    "mix-a": ("I was charged twice for my subscription in November, refund one.", "C-1001"),
-    "mix-b": ("The export button does nothing when I click it on the web app.", "C-1002"),
-    "mix-c": ("I was billed for three seats but we only have two users, refund the difference.", None),
-    "mix-d": ("The desktop app crashes every time I open a shared notebook.", "C-1003"),
+    "mix-a": ("I was charged twice for my subscription in November and would like you to refund one of them.", "C-1001"),
+    "mix-b": ("The export button does nothing when I click it on the web app, in Firefox and in Chrome alike.", "C-1002"),
+    "mix-c": ("I was billed for three seats but we only have two users on the account, refund the difference.", None),
+    "mix-d": ("The desktop app crashes every time I open a shared notebook, since the update of last Tuesday.", "C-1003"),
 }
 
 
@@ -124,7 +125,7 @@ def test_concurrent_runs_sharing_services_keep_their_own_journal_and_budget(tmp_
         assert state.status is TicketStatus.TICKET_CREATED, state.failure_reason
         assert state.customer_id == customer and state.ticket_title == " ".join(query.split()[:5])
         own = [r for r in rows if r[0] == rid]
-        assert len(own) == state.llm_calls == 2  # within its own budget of 4, whatever the stray thread spent
+        assert len(own) == state.llm_calls == 1  # within its own budget of 4, whatever the stray thread spent
         calls = [e for e in journal.audit(rid) if e.kind == "llm_call"]
-        assert len(calls) == 2
+        assert len(calls) == 1
     assert len(rows) == sum(s.llm_calls for s in states.values())

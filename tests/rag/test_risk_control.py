@@ -55,6 +55,27 @@ def test_risk_calibration_on_synthetic_kb_reports_its_estimate():
     assert report.estimated_wrong_rate is not None and report.estimated_wrong_rate <= 0.1
 
 
+def test_calibrate_resamples_entries_and_counts_the_escalation_examples():
+    """calibrate() bounds the rate over resampled entries and lets the KB's escalation examples carry
+    out-of-scope mass: its threshold is risk_controlled_threshold's with both passed."""
+    from supportdesk.rag.scoring import calibration_scores
+
+    rng = np.random.default_rng(5)
+    centers = _unit(rng.normal(size=(20, 384)))
+    owners = np.repeat(np.arange(20), 8)
+    vectors = _unit(centers[owners] + 1.2 * rng.normal(size=(owners.size, 384)) / np.sqrt(384))
+    escalate = _unit(rng.normal(size=(30, 384)))
+    report = calibrate(vectors, owners, 20, max_wrong=0.1, escalate=escalate)
+    scores = calibration_scores(vectors, owners, 20, escalate=escalate)
+    expected, _, _ = risk_controlled_threshold(
+        scores.positives, scores.positives_right, scores.held_out_entries, max_wrong=0.1,
+        escalate_neg=scores.escalate_held_out, pos_groups=scores.positives_entry, neg_groups=scores.held_out_entry)
+    texts_only, _, _ = risk_controlled_threshold(scores.positives, scores.positives_right, scores.held_out_entries,
+                                                 max_wrong=0.1)
+    assert scores.escalate_held_out.size == 30 and report.threshold == pytest.approx(expected)
+    assert expected != pytest.approx(texts_only)
+
+
 def test_risk_coverage_curve_and_area():
     """Perfectly ranked cases: zero risk until the wrong ones; AURC is the mean risk."""
     conf = np.array([0.9, 0.8, 0.7, 0.1])

@@ -14,7 +14,6 @@ import random
 import pytest
 from threadpoolctl import threadpool_limits
 
-from supportdesk._runner import quiet_crewai_console
 from tests.security._corpus import all_cases
 from tests.security._harness import Env, Report, run_corpus
 from tests.security._obedient import ObedientModel
@@ -24,7 +23,6 @@ MAX_CHANGE_RATE = 0.02
 
 
 def _run(tmp_path_factory, policy: str, cases) -> tuple[Report, ObedientModel]:
-    quiet_crewai_console()
     # One BLAS thread: the MiniLM encoder's small matrix products spend most of their CPU spinning
     # threads otherwise (about six times the work on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):

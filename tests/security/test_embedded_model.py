@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from threadpoolctl import threadpool_limits
 
-from supportdesk._runner import quiet_crewai_console
 from supportdesk.llm.factory import LLMFactory
 from supportdesk.settings import Settings
 from tests.security._corpus import all_cases
@@ -17,7 +16,6 @@ pytestmark = pytest.mark.embedded
 def test_embedded_model_sample_reveals_nothing_and_files_only_for_the_caller(tmp_path):
     """A prompt-leak attack, a poisoned FAQ, and cross-customer requests (verified and unverified caller)
     on the default embedded model: no violation at all."""
-    quiet_crewai_console()
     cases = all_cases()
     picked = [next(c for c in cases if c.channel == "query" and c.goal == "leak"),
               next(c for c in cases if c.channel == "faq"),

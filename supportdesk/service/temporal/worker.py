@@ -59,9 +59,6 @@ async def serve_worker(
     settings: Settings, *, chat_model: Callable[[], ChatModel] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Connect, poll until ``stop`` is set (or SIGINT/SIGTERM), then shut down gracefully."""
-    from supportdesk._runner import quiet_crewai_console
-
-    quiet_crewai_console()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
