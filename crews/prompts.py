@@ -66,9 +66,14 @@ def fallback_title(query: str) -> str:
     return first[: TITLE_MAX - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _tokens(text: str) -> set[str]:
+    """Whitespace-separated tokens, lower-cased, without surrounding punctuation."""
+    return {t.strip(".,;:!?()[]\"'").lower() for t in text.split()}
+
+
 def _specifics(text: str) -> set[str]:
     """Numbers, e-mail addresses, links and other tokens holding a digit or ``@``."""
-    return {t.strip(".,;:!?()[]\"'").lower() for t in text.split() if any(c.isdigit() or c == "@" for c in t)}
+    return {t for t in _tokens(text) if any(c.isdigit() or c == "@" for c in t)}
 
 
 def grounded_title(title: str, query: str) -> str:
@@ -80,9 +85,8 @@ def grounded_title(title: str, query: str) -> str:
     number, e-mail or link the query does not hold, or one over twelve words is not grounded.
     """
     title = " ".join(title.split()).strip(" .")
-    query_specifics = {t.strip(".,;:!?()[]\"'").lower() for t in query.split()}
     grounded = (len(title) >= 8 and len(title.split()) <= 12 and bool(_stems(title) & _stems(query))
-                and title.lower() != "ticketdraft" and _specifics(title) <= query_specifics)
+                and title.lower() != "ticketdraft" and _specifics(title) <= _tokens(query))
     return title[:TITLE_MAX] if grounded else fallback_title(query)
 
 

@@ -373,7 +373,6 @@ def risk_controlled_threshold(
     max_wrong: float = DEFAULT_MAX_WRONG,
     oos_share: float = DEFAULT_OOS_SHARE,
     min_answered: int = 20,
-    min_entries: int = 10,
     escalate_neg: np.ndarray | None = None,
     near_share: float = 0.5,
     pos_groups: np.ndarray | None = None,
@@ -396,9 +395,9 @@ def risk_controlled_threshold(
     ``n_boot`` bootstrap resamples of the *entries* (``pos_groups``/``neg_groups``: the entry of each
     score; texts of one entry are not independent, so a KB of 14 entries is 14 samples, not 300).
     Small KBs thus get a more cautious threshold than large ones. Going down from the highest score,
-    the threshold stops before the first point (with at least ``min_answered`` samples answered, from
-    at least ``min_entries`` entries when grouped) whose rate exceeds ``max_wrong``. Without
-    positives (one text per entry) in-scope queries are assumed answered rightly. Returns ``(threshold, estimated wrong-answer rate, estimated coverage)`` (point
+    the threshold stops before the first point (with at least ``min_answered`` samples answered) whose
+    rate exceeds ``max_wrong``. Without positives (one text per entry) in-scope queries are assumed
+    answered rightly. Returns ``(threshold, estimated wrong-answer rate, estimated coverage)`` (point
     estimates at the threshold); when no threshold qualifies it is above every score.
     """
     if not 0.0 < max_wrong < 1.0:
@@ -437,14 +436,7 @@ def risk_controlled_threshold(
             if esc.size else np.ones((n_boot, 0))
         boot, _, _ = _mixture_rates(pos_at, pos_right, neg_at, esc_at, w_pos, w_neg, w_esc, oos_share, near_share)
         bound = np.quantile(boot, confidence, axis=0)
-        # Texts of one entry are one sample: the bound is only read where the answered texts span
-        # at least ``min_entries`` entries (above that, a handful of entries decides the ratio).
-        best = np.full(groups.size, -np.inf)
-        np.maximum.at(best, inverse, np.concatenate([pos, neg]))
-        readable = (best[None, :] >= candidates[:, None]).sum(axis=1) >= min(min_entries, groups.size)
-    else:
-        readable = np.ones(candidates.size, dtype=bool)
-    violated = np.flatnonzero((bound > max_wrong) & (count >= min_answered) & readable)
+    violated = np.flatnonzero((bound > max_wrong) & (count >= min_answered))
     stop = int(violated[0]) if violated.size else candidates.size
     if stop == 0:
         return float(candidates[0]) + 1e-6, 0.0, 0.0

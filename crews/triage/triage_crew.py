@@ -92,6 +92,11 @@ class _CodeWrites:
     summaries: bool
     title: bool
 
+    @property
+    def everything(self) -> bool:
+        """Code fills every slot: the model is not asked (unless agents call tools)."""
+        return self.classification and self.summaries and self.title
+
 
 @dataclass(frozen=True)
 class TriagePolicy:
@@ -327,8 +332,12 @@ class TriageCrew:
             raise InvalidQueryError("the query to triage is empty")
         if customer is not None and not isinstance(customer, CustomerRecord):
             raise TypeError("customer must be a verified CustomerRecord or None")
-        if self._model_needed(query):  # load it while code classifies (a cold process: seconds)
-            prepare_in_background(self.llm.chat_model)
+        text = " ".join(query.split())
+        # Text that addresses the assistant (directive markers): nothing the model writes from it is
+        # kept; code's decisions and code's summaries stand (supportdesk._guardrails).
+        code = self._code_writes(text, bool(injection_markers(text, self.config_dir)))
+        if self.policy.agents_call_tools or not code.everything:  # the model will be asked: load it
+            prepare_in_background(self.llm.chat_model)  # while code classifies (a cold process: seconds)
         suggestion = self.example_classifier.suggest(request_text(query, self.config_dir))  # no directive sentences
         tool = CustomerLookupTool.for_caller(customer)
         with _tracing.span(f"supportdesk.tool {tool.name}", **{"tool.name": tool.name, "tool.caller": "code"}):
@@ -337,8 +346,8 @@ class TriageCrew:
                     suggestion.priority, suggestion.confidence, suggestion.rules,
                     "verified" if lookup.found else "unverified")
         inputs = {
-            "query": " ".join(query.split()),
-            "customer_message": customer_text(" ".join(query.split())),  # sits in a delimited block (tasks.yaml)
+            "query": text,
+            "customer_message": customer_text(text),  # sits in a delimited block (tasks.yaml)
             "categories": self.categories.bullet_list(),
             "classify_note": self.policy.classify_note.format(
                 category=suggestion.category, priority=suggestion.priority, confidence=f"{suggestion.confidence:.2f}"
@@ -348,12 +357,12 @@ class TriageCrew:
         }
         with self._run_lock:
             self.lookup_tool = tool
-            self.llm.slot_plans = self._slot_plans(suggestion, lookup, inputs["query"])
+            self.llm.slot_plans = self._slot_plans(suggestion, lookup, text, code)
             before = self.llm.usage.calls
             output = self._bind_tools(self.crew()).kickoff(inputs=inputs)
             spent = self.llm.usage.completions[before:]
         results = {t.name: t.pydantic for t in output.tasks_output}
-        classification = self._finalise_classification(results.get("classify"), suggestion, inputs["query"])
+        classification = self._finalise_classification(results.get("classify"), suggestion, text)
         customer = results.get("lookup_customer")
         ticket = results.get("draft_ticket")
         if not isinstance(customer, CustomerLookup) or not isinstance(ticket, TicketDraft):
@@ -373,11 +382,9 @@ class TriageCrew:
 
     # ------------------------------------------------------------------ internals
 
-    def _slot_plans(self, suggestion: TriageSuggestion, lookup: CustomerLookup, query: str) -> dict[str, SlotPlan]:
+    def _slot_plans(self, suggestion: TriageSuggestion, lookup: CustomerLookup, query: str,
+                    code: _CodeWrites) -> dict[str, SlotPlan]:
         policy = self.policy
-        # Text that addresses the assistant (directive markers): nothing the model writes from it is
-        # kept; code's decisions and code's summaries stand (supportdesk._guardrails).
-        directed = bool(injection_markers(query, self.config_dir))
         overrides: dict[str, dict[str, Any]] = {}
         if policy.category_decided_by == "code":
             overrides["category"] = {"enum": [suggestion.category]}
@@ -407,7 +414,6 @@ class TriageCrew:
                 max_tokens=policy.tokens("draft_ticket"),
             ),
         }
-        code = self._code_writes(query, directed)
         if code.classification:
             # Code decided both fields: its evidence is the true rationale, no model is asked for one.
             # (Where the model decides, a directed message still reaches it and code bounds the answer.)
@@ -440,14 +446,6 @@ class TriageCrew:
         title = summaries and (directed or policy.title_written_by == "code"
                                or (policy.title_written_by == "auto" and title_fits(query)))
         return _CodeWrites(code_decides and (directed or policy.rationale_written_by == "code"), summaries, title)
-
-    def _model_needed(self, query: str) -> bool:
-        """True when triage of ``query`` asks the model for anything (under a policy where agents
-        call tools, always)."""
-        if self.policy.agents_call_tools:
-            return True
-        code = self._code_writes(" ".join(query.split()), bool(injection_markers(query, self.config_dir)))
-        return not (code.classification and code.summaries and code.title)
 
     @staticmethod
     def _code_rationale(suggestion: TriageSuggestion) -> str:

@@ -102,6 +102,7 @@ class EmbeddedModel:
         self.n_ctx = n_ctx
         self._model_path = model_path
         self._call_lock = threading.Lock()
+        self._warm = False
 
     def _server(self) -> Any:
         path = str(self._model_path or _assemble_packaged_model())
@@ -142,14 +143,11 @@ class EmbeddedModel:
         The first JSON-schema call of a process also builds the grammar engine's tables for the
         vocabulary (measured on two cores: 1.7 s for a first two-token schema call, 0.2 s for a plain
         one): one two-token schema call here pays that."""
-        with self._load_lock:
-            if getattr(self, "_warm", False):
-                return
-        self._server()
+        if self._warm:
+            return
         self.complete([ChatMessage("user", "ok")], json_schema={"type": "object", "properties": {"ok": {"type": "boolean"}},
-                                                                "required": ["ok"]}, max_tokens=2)
-        with self._load_lock:
-            self._warm = True
+                                                                "required": ["ok"]}, max_tokens=2)  # loads the model too
+        self._warm = True  # a second warm-up racing this one only costs one more short call
 
     def complete(
         self,
