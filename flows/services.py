@@ -64,6 +64,7 @@ class SupportServices:
     on_step: ProgressCallback | None = field(default=None, repr=False)
     customers: CustomerDirectory | None = None  # callers are verified against it; None: the SQLite demo
     approvals: ApprovalStage | None = None  # which drafts wait for a person; None: every ticket is filed at once
+    settings: Settings | None = field(default=None, repr=False)  # what built them; a run given no settings uses these
 
     def progress(self, step: str, message: str) -> None:
         logger.info("%s: %s", step, message)
@@ -106,4 +107,5 @@ def build_services(
         on_step=on_step,
         customers=customers if customers is not None else CustomerDB.from_settings(settings),
         approvals=ApprovalGate.from_config(settings.config_dir),
+        settings=settings,
     )

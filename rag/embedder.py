@@ -6,6 +6,7 @@
     from supportdesk.rag.embedder import MiniLMDocumentEmbedder, MiniLMTextEmbedder
 
     MiniLMTextEmbedder().run(text="How do I reset my password?")["embedding"]       # 384 floats
+    MiniLMTextEmbedder().run(text="How do I reset my password?")["vector"]          # the same, float32 array
     docs = MiniLMDocumentEmbedder().run(documents=[Document(content="I forgot my password")])["documents"]
     len(docs[0].embedding)                                                            # 384
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 from haystack import Document, component
 
 from supportdesk.errors import ConfigError
@@ -31,7 +33,12 @@ def _checked(model: str) -> str:
 
 @component
 class MiniLMTextEmbedder:
-    """Embeds one query text (unit-length, 384 floats). The model loads on first use."""
+    """Embeds one query text (unit-length, 384 floats). The model loads on first use.
+
+    Outputs ``embedding`` (``list[float]``, what Haystack's retrievers take) and ``vector``, the same
+    numbers as a float32 array for components that compute with them (the entry scorer): a pipeline
+    deep-copies every input, a list element by element (about 3 ms for 384 floats), an array at once.
+    """
 
     def __init__(self, model: str = MODEL_NAME) -> None:
         self.model = _checked(model)
@@ -40,10 +47,10 @@ class MiniLMTextEmbedder:
         """Load the encoder (once per process)."""
         get_encoder()
 
-    @component.output_types(embedding=list[float], meta=dict[str, Any])
+    @component.output_types(embedding=list[float], vector=np.ndarray, meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
         vector = get_encoder().encode([text])[0]
-        return {"embedding": vector.tolist(), "meta": {"model": self.model}}
+        return {"embedding": vector.tolist(), "vector": vector, "meta": {"model": self.model}}
 
 
 @component

@@ -12,6 +12,9 @@ the best ``top_k`` entries. Entries the retriever did not return are not candida
     scorer = EntryScorer(top_k=5, index=faq.index, entry_ids=faq.entry_ids)
     docs = retriever.run(query_embedding=emb)["documents"]
     scorer.run(query_embedding=emb, documents=docs)["candidates"]   # [{"entry_id", "score"}, ...] best first
+
+The query comes as ``query_embedding`` (a list, as retrievers take it) or ``query_vector`` (the
+embedder's float32 array: cheaper for the pipeline to pass on, see ``MiniLMTextEmbedder``).
 """
 
 from __future__ import annotations
@@ -74,10 +77,14 @@ class EntryScorer:
     @component.output_types(candidates=list[dict[str, Any]])
     def run(
         self,
-        query_embedding: list[float],
         documents: list[Document],
+        query_embedding: list[float] | None = None,
+        query_vector: np.ndarray | None = None,
         bm25_documents: list[Document] | None = None,
     ) -> dict[str, Any]:
+        query = query_vector if query_vector is not None else query_embedding
+        if query is None:
+            raise ValueError("EntryScorer.run needs query_embedding or query_vector")
         best: dict[int, float] = {}
         for doc in documents:
             i = self._pos.get(str(doc.meta.get("entry_id")))
@@ -87,7 +94,7 @@ class EntryScorer:
             return {"candidates": []}
         entries = np.fromiter(best, dtype=np.int64, count=len(best))
         maxcos = np.fromiter(best.values(), dtype=np.float32, count=len(best))
-        scores = self.index.score_candidates(np.asarray(query_embedding, dtype=np.float32), entries, maxcos)
+        scores = self.index.score_candidates(np.asarray(query, dtype=np.float32), entries, maxcos)
         if self.bm25_weight and bm25_documents:
             top = max((d.score or 0.0) for d in bm25_documents) or 1.0
             bonus: dict[int, float] = {}

@@ -341,7 +341,7 @@ class FAQPipeline:
                                               float(self.policy["judge_margin"]), int(self.policy["judge_top_n"])))
         pipe.add_component("router", ConditionalRouter(_routes("faq", config_dir)))
         pipe.connect("embedder.embedding", "embedding_retriever.query_embedding")
-        pipe.connect("embedder.embedding", "scorer.query_embedding")
+        pipe.connect("embedder.vector", "scorer.query_vector")
         pipe.connect("embedding_retriever.documents", "scorer.documents")
         if float(self.policy["bm25_weight"]) > 0:
             pipe.add_component("bm25_retriever", InMemoryBM25Retriever(store, top_k=4 * top_k))

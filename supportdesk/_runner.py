@@ -100,7 +100,7 @@ def run_query(
     payload; nothing of that run is shown). Failures inside the run come back as a state with status
     ``failed`` (or ``needs_reconcile``) and the reason, and are stored with the run.
     """
-    settings = settings or load_settings()
+    settings = settings or getattr(services, "settings", None) or load_settings()  # services carry what built them
     run_id = validate_run_id(run_id) if run_id is not None else uuid.uuid4().hex
     text = validate_query(query, max_chars=settings.max_query_chars)
     text = mask_cards(text)  # card numbers never go further than this line (supportdesk._pii)

@@ -240,3 +240,14 @@ def test_invalid_environment_setting_is_a_config_error(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="SUPPORTDESK_MAX_QUERY_CHARS"):
         handle_query(PASSWORD)
     assert not (tmp_path / "home").exists()
+
+
+def test_services_without_settings_run_on_the_settings_that_built_them(tmp_path, monkeypatch):
+    """handle_query(services=...) with no settings journals under the home the services were built for,
+    not the one the environment names."""
+    built_for = Settings(home=tmp_path / "built-for")
+    monkeypatch.setenv("SUPPORTDESK_HOME", str(tmp_path / "environment"))
+    state = handle_query(PASSWORD, services=build_services(built_for, chat_model=ScriptedModel([])))
+    assert state.status is TicketStatus.FAQ_ANSWERED
+    assert open_journal(built_for).get(state.id).is_final
+    assert not (tmp_path / "environment").exists()

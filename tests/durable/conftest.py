@@ -18,6 +18,8 @@ from _durable_helpers import FakeClock
 
 from supportdesk.durable import RunJournal
 from supportdesk.durable._pg import TempPostgres, start_temp_postgres
+from tests.support.policies import model_slots_config
+
 
 @pytest.fixture(scope="module", autouse=True)
 def model_slots_policy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -25,14 +27,7 @@ def model_slots_policy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     title): every run here, in process or in a CLI subprocess, reads a policies.yaml in which the
     embedded policy has the model write both (the shipped one has code write them where it can).
     Module scope: the setting ends with each test module of this folder."""
-    from supportdesk._config import config_path
-
-    text = config_path("policies.yaml").read_text(encoding="utf-8")
-    patched = text.replace("rationale_written_by: code", "rationale_written_by: llm", 1)
-    patched = patched.replace("title_written_by: auto", "title_written_by: llm", 1)
-    assert patched.count("_written_by: llm") >= 2, "policies.yaml no longer has the slots this fixture switches"
-    folder = tmp_path_factory.mktemp("model-slots-config")
-    (folder / "policies.yaml").write_text(patched, encoding="utf-8")
+    folder = model_slots_config(tmp_path_factory.mktemp("model-slots-config"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUPPORTDESK_CONFIG_DIR", str(folder))
         yield folder

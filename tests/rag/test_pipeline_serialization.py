@@ -66,6 +66,31 @@ def test_scorer_ranks_only_the_entries_the_retriever_returned(make_pipeline):
     assert scorer.run(query_embedding=vector.tolist(), documents=[])["candidates"] == []
 
 
+def test_scorer_takes_the_embedders_array_or_a_list_alike(make_pipeline):
+    """``query_vector`` (the embedder's float32 array) and ``query_embedding`` (a list) give the same
+    candidates; neither is an error naming both."""
+    faq = make_pipeline(ScriptedModel([]))
+    vector = get_encoder().encode([QUERIES[0]])[0]
+    docs = faq.retrieval.get_component("embedding_retriever").run(query_embedding=vector.tolist())["documents"]
+    scorer = EntryScorer(index=faq.index, entry_ids=faq.entry_ids)
+    assert scorer.run(documents=docs, query_vector=vector) == scorer.run(documents=docs, query_embedding=vector.tolist())
+    with pytest.raises(ValueError, match="query_embedding or query_vector"):
+        scorer.run(documents=docs)
+
+
+def test_a_retrieval_yaml_that_passes_the_list_embedding_still_loads(make_pipeline):
+    """A pipeline dumped before the scorer took the array (``embedder.embedding -> scorer.query_embedding``)
+    loads and ranks like the built one."""
+    faq = make_pipeline(ScriptedModel([]))
+    text = faq.retrieval.dumps().replace("- receiver: scorer.query_vector\n  sender: embedder.vector",
+                                         "- receiver: scorer.query_embedding\n  sender: embedder.embedding")
+    assert "scorer.query_embedding" in text
+    with bind(faq=faq, model=faq.model):
+        older = Pipeline.loads(text, allowed_modules=ALLOWED_MODULES)
+    for query in QUERIES:
+        assert _candidates(older, query) == _candidates(faq.retrieval, query)
+
+
 def test_entry_scorer_validates_its_configuration(make_pipeline):
     """A bad top_k or a missing index fails at construction, not at the first query."""
     faq = make_pipeline(ScriptedModel([]))

@@ -16,6 +16,7 @@ from supportdesk.durable import RunJournal
 from supportdesk.models import CustomerTicketState
 from supportdesk.service.temporal.engine import TemporalEngine
 from supportdesk.settings import Settings
+from tests.support.policies import model_slots_config
 
 # Paraphrases (not sentences of the shipped examples): one escalates as billing, one the FAQ answers.
 BILLED_TWICE = "This month my card was billed twice for one plan, please return one of the two payments."
@@ -53,6 +54,21 @@ def _wait_status(journal: RunJournal, run_ids, statuses, timeout_s: float, worke
                 pass
         time.sleep(0.3)
     assert not pending, f"runs not {statuses} in {timeout_s}s: {sorted(pending)[:5]}\n{workers.log_tail()}"
+
+
+def _wait_victim_mid_escalation(journal: RunJournal, pid: int, runs: dict[str, str], *, min_done: int,
+                                timeout_s: float) -> list[str]:
+    """Poll until ``min_done`` runs are final and the worker ``pid`` holds an escalation's lease (owner
+    ``host:pid:tag``); returns those escalations' ids, or [] at the deadline."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        listed = journal.list_runs(limit=200)
+        held = [r.run_id for r in listed if r.status.value == "running" and runs.get(r.run_id) is BILLED_TWICE
+                and (r.lease_owner or "").split(":")[1:2] == [str(pid)]]
+        if held and sum(r.is_final for r in listed) >= min_done:
+            return held
+        time.sleep(0.05)
+    return []
 
 
 def _state(journal: RunJournal, run_id: str) -> CustomerTicketState:
@@ -100,10 +116,11 @@ def test_approval_decisions_on_temporal_survive_a_worker_sigkill(make_workers, t
     assert [e.kind for e in journal.audit("acme.approve")].count("run_finished") == 2  # parked once, completed once
 
 
-def test_failover_of_50_runs_when_one_of_two_workers_is_sigkilled(make_workers):
-    """50 runs submitted at once to two workers, one SIGKILLed mid-load: every run finishes, one ticket per
-    escalated run and none for answered ones, and no completed model call is made twice."""
-    workers, env = make_workers()
+def test_failover_of_50_runs_when_one_of_two_workers_is_sigkilled(make_workers, tmp_path):
+    """50 runs submitted at once to two workers, one SIGKILLed while it holds an escalation: every run
+    finishes, one ticket per escalated run and none for answered ones, and no completed model call is
+    made twice."""
+    workers, env = make_workers({"SUPPORTDESK_CONFIG_DIR": str(model_slots_config(tmp_path / "cfg"))})
     settings = _settings(env)
     journal = RunJournal(env["SUPPORTDESK_DATABASE_URL"])
     victim = workers.start()
@@ -111,13 +128,7 @@ def test_failover_of_50_runs_when_one_of_two_workers_is_sigkilled(make_workers):
     runs = {f"load.{i:02d}": (BILLED_TWICE if i % 2 == 0 else PASSWORD) for i in range(50)}
     with TemporalEngine(settings) as engine, ThreadPoolExecutor(max_workers=25) as pool:
         list(pool.map(lambda item: engine.submit(item[0], item[1], None, {"tenant": "load"}), runs.items()))
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            done = sum(1 for r in journal.list_runs(limit=200) if r.is_final)
-            if done >= 8:
-                break
-            time.sleep(0.2)
-        running_at_kill = [r.run_id for r in journal.list_runs(status="running", limit=200)]
+        running_at_kill = _wait_victim_mid_escalation(journal, victim.pid, runs, min_done=8, timeout_s=180)
         workers.sigkill(victim)
         _wait_status(journal, list(runs), {"completed", "failed"}, 240, workers)
     tickets = _tickets_by_key(env["SUPPORTDESK_DATABASE_URL"])

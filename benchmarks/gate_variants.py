@@ -1,0 +1,188 @@
+"""Variants of the FAQ answer gate, and the best any single threshold could do, on the public sets.
+
+    python benchmarks/gate_variants.py DATA [--split validation|test] [--limit 400] [--seed 7]
+
+``DATA`` holds the files of ``supportdesk eval-data`` for that split (clinc150, stackfaq, bitext and
+banking77; the FAQ-mode cases for the last two). For each set it scores the same stratified sample
+as ``supportdesk eval --stage rag --limit 400 --seed 7`` in NumPy (a full scan of the index: the
+shipped rule reproduces that command's full accuracy, wrong-answer rate and coverage), calibrates
+each variant with the same cross-fit on the KB (``rag.scoring.calibration_scores`` and
+``risk_controlled_threshold``), and prints full accuracy / wrong-answer rate / coverage:
+
+* the shipped rule;
+* the margin to the second-best entry added to the confidence (weights 0.25, 0.5, 1.0);
+* per-entry thresholds: the score minus the entry's typical leave-one-out similarity of its own
+  texts (relative to the median entry; weights 0.5, 1.0);
+* the bootstrap bound at 80 %, 95 % and 99 % instead of 90 %;
+* the escalation examples carrying 3/4 or all of the out-of-scope mass (sets that have them);
+* the ceiling: the best single threshold chosen on the cases themselves, at wrong-answer <= 0.05 and
+  <= 0.10 (no calibration can beat it with this score).
+
+A variant changes how an index scores for the duration of its row only. Figures:
+``supportdesk/eval/README.md``. Prints figures; asserts nothing; offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from supportdesk.eval.formats import load_cases
+from supportdesk.eval.sampling import stratified_sample
+from supportdesk.eval.stages import _load_kb, escalate_examples
+from supportdesk.rag.knowledge_base import cached_embeddings
+from supportdesk.rag.scoring import EntryIndex, calibration_scores, risk_controlled_threshold
+
+# set: (KB file, cases file pattern, examples file whose "unknown" rows are escalation examples)
+SETS = {
+    "clinc150": ("clinc150.kb.jsonl", "clinc150.{split}.cases.jsonl", "clinc150.train.examples.jsonl"),
+    "stackfaq": ("stackfaq.kb.jsonl", "stackfaq.{split}.cases.jsonl", None),
+    "bitext": ("bitext.kb.jsonl", "bitext.{split}.faq.cases.jsonl", None),
+    "banking77": ("banking77.kb.jsonl", "banking77.{split}.faq.cases.jsonl", None),
+}
+
+
+class Data:
+    """One set's KB vectors, escalation examples and sampled cases (embedded once, cached on disk)."""
+
+    def __init__(self, folder: Path, name: str, split: str, limit: int, seed: int, cache: Path) -> None:
+        kb_file, cases_file, examples = SETS[name]
+        kb = _load_kb(folder / kb_file, escalate_examples(folder / examples) if examples else [])
+        texts, owners = kb.texts()
+        self.vectors = cached_embeddings(texts, cache_dir=cache)
+        self.owners = np.asarray(owners, dtype=np.int64)
+        self.n = len(kb.ids)
+        self.escalate = cached_embeddings(list(kb.escalate_examples), cache_dir=cache) if kb.escalate_examples else None
+        cases = stratified_sample(load_cases(folder / cases_file.format(split=split)), limit, seed=seed)
+        self.queries = cached_embeddings([c.query for c in cases], cache_dir=cache)
+        self.expected = np.array([kb.ids.index(c.expected_faq_id) if c.expected_faq_id else -1 for c in cases])
+
+    def case_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, top entry) of every case against the whole KB, as the gate sees them."""
+        vectors, owners, n = self.vectors, self.owners, self.n
+        if self.escalate is not None:  # the escalation pseudo-entry, as at run time
+            vectors = np.vstack([vectors, self.escalate])
+            owners = np.concatenate([owners, np.full(len(self.escalate), n, dtype=np.int64)])
+            n += 1
+        scores = EntryIndex.build(vectors, owners, n).score(self.queries)
+        best = scores.argmax(axis=1)
+        return np.where(best == self.n, -np.inf, scores.max(axis=1)), best
+
+    def calibrated(self, *, confidence: float = 0.9, near_share: float = 0.5) -> float:
+        s = calibration_scores(self.vectors, self.owners, self.n, escalate=self.escalate)
+        threshold, _, _ = risk_controlled_threshold(
+            s.positives, s.positives_right, s.held_out_entries, max_wrong=0.1, oos_share=0.5,
+            escalate_neg=s.escalate_held_out, pos_groups=s.positives_entry, neg_groups=s.held_out_entry,
+            confidence=confidence, near_share=near_share)
+        return threshold
+
+    def outcome(self, threshold: float, scored: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float, float]:
+        """(full accuracy, wrong-answer rate, coverage) of answering at ``threshold``."""
+        conf, best = scored if scored is not None else self.case_scores()
+        answered = conf >= threshold
+        right = np.where(answered, best == self.expected, self.expected < 0)
+        wrong = answered & (best != self.expected)
+        return float(right.mean()), float(wrong.sum() / max(int(answered.sum()), 1)), float(answered.mean())
+
+
+@contextmanager
+def scoring(adjust: Callable[[EntryIndex, np.ndarray], np.ndarray] | None) -> Iterator[None]:
+    """Every index scores with ``adjust(index, fused scores)`` inside the block (None: unchanged)."""
+    if adjust is None:
+        yield
+        return
+    original = EntryIndex.score
+    EntryIndex.score = lambda self, queries: adjust(self, original(self, queries))  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EntryIndex.score = original  # type: ignore[method-assign]
+
+
+def margin(weight: float) -> Callable[[EntryIndex, np.ndarray], np.ndarray]:
+    """Each entry's score plus ``weight`` times its lead over the best other entry (argmax unchanged)."""
+    def adjust(_: EntryIndex, s: np.ndarray) -> np.ndarray:
+        if s.shape[1] < 2:
+            return s
+        part = np.partition(s, -2, axis=1)
+        top, second = part[:, -1:], part[:, -2:-1]
+        return s + weight * (s - np.where(s == top, second, top))
+    return adjust
+
+
+def per_entry(weight: float) -> Callable[[EntryIndex, np.ndarray], np.ndarray]:
+    """The score minus ``weight`` times the entry's typical own-text similarity above the median entry's."""
+    def offsets(index: EntryIndex) -> np.ndarray:
+        sims = index.vectors @ index.vectors.T
+        np.fill_diagonal(sims, -np.inf)
+        typical = np.full(index.n_entries, np.nan)
+        for e in range(index.n_entries):
+            rows = np.flatnonzero(index.owners == e)
+            if len(rows) >= 2:
+                typical[e] = np.median(sims[np.ix_(rows, rows)].max(axis=1))
+        if np.isnan(typical).all():
+            return np.zeros(index.n_entries, dtype=np.float32)
+        return np.nan_to_num(typical - np.nanmedian(typical)).astype(np.float32)
+
+    def adjust(index: EntryIndex, s: np.ndarray) -> np.ndarray:
+        if not hasattr(index, "_typical_offset"):
+            index._typical_offset = offsets(index)  # type: ignore[attr-defined]
+        return s - weight * index._typical_offset[None, :]  # type: ignore[attr-defined]
+    return adjust
+
+
+def ceiling(data: Data, max_wrong: float) -> tuple[float, float, float, float]:
+    """The best full accuracy of any single threshold whose wrong-answer rate stays <= ``max_wrong``."""
+    scored = data.case_scores()
+    best = (0.0, 0.0, 0.0, float("nan"))
+    for threshold in np.linspace(0.3, 1.0, 281):
+        acc, wrong, cov = data.outcome(threshold, scored)
+        if wrong <= max_wrong and acc > best[0]:
+            best = (acc, wrong, cov, float(threshold))
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of supportdesk eval-data files for --split")
+    parser.add_argument("--split", default="validation", choices=["validation", "test"])
+    parser.add_argument("--limit", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache", type=Path, help="embedding cache (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gate-variants-") as tmp:
+        cache = args.cache or Path(tmp)
+        sets = {name: Data(args.data, name, args.split, args.limit, args.seed, cache) for name in SETS
+                if (args.data / SETS[name][0]).exists()}
+        rows: list[tuple[str, Callable[[EntryIndex, np.ndarray], np.ndarray] | None, dict]] = [
+            ("shipped rule", None, {}),
+            *[(f"margin, weight {w}", margin(w), {}) for w in (0.25, 0.5, 1.0)],
+            *[(f"per-entry thresholds, weight {w}", per_entry(w), {}) for w in (0.5, 1.0)],
+            *[(f"bootstrap bound at {c:.0%}", None, {"confidence": c}) for c in (0.8, 0.95, 0.99)],
+            *[(f"escalation examples carry {1 - n:.0%} of out of scope", None, {"near_share": n}) for n in (0.25, 0.0)],
+        ]
+        print(f"{args.split}, stratified {args.limit}, seed {args.seed}: full accuracy / wrong-answer / coverage")
+        print(f"  {'variant':<48}" + "".join(f"{name:>32}" for name in sets))
+        for label, adjust, options in rows:
+            cells = []
+            with scoring(adjust):
+                for name, data in sets.items():
+                    if "near_share" in options and data.escalate is None:
+                        cells.append("-")
+                        continue
+                    acc, wrong, cov = data.outcome(data.calibrated(**options))
+                    cells.append(f"{acc:.3f} / {wrong:.3f} / {cov:.3f}")
+            print(f"  {label:<48}" + "".join(f"{c:>32}" for c in cells), flush=True)
+        for max_wrong in (0.05, 0.10):
+            cells = [f"{a:.3f} / {w:.3f} / {c:.3f} at {t:.3f}" for a, w, c, t in (ceiling(d, max_wrong) for d in sets.values())]
+            print(f"  {f'ceiling: best threshold, wrong <= {max_wrong:.2f}':<48}" + "".join(f"{c:>32}" for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
