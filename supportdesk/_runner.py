@@ -243,7 +243,7 @@ def resume_run(run_id: str, **kwargs) -> CustomerTicketState:  # noqa: ANN003
     :raises RunNotFoundError: no run has this id (a resume never starts a fresh run, nor creates a database).
     The run continues with its stored payload and caller, re-verified against the customer directory.
     """
-    settings = kwargs.pop("settings", None) or load_settings()
+    settings = kwargs.pop("settings", None) or getattr(kwargs.get("services"), "settings", None) or load_settings()
     run_id = validate_run_id(run_id)
     journal = open_journal(settings)
     if not _journal_may_exist(journal):
