@@ -23,6 +23,7 @@ agents and the structured calls all talk to.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -126,6 +127,8 @@ class LLMFactory:
         if spec.provider == "ollama":
             return OpenAICompatibleModel(spec.model, base_url=spec.base_url or OLLAMA_URL, provider="ollama", **common)
         if spec.provider == "anthropic":
+            if importlib.util.find_spec("anthropic") is None:  # an extra: Mirascope imports it whenever it is installed
+                raise ConfigError(f"SUPPORTDESK_LLM={s.llm} needs the anthropic SDK: pip install 'supportdesk[anthropic]'")
             from supportdesk.llm.anthropic import AnthropicModel
 
             return AnthropicModel(spec.model, api_key=_key(s.anthropic_api_key, "ANTHROPIC_API_KEY"), **common)

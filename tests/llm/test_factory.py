@@ -46,6 +46,18 @@ def test_embedded_is_the_default_and_loads_nothing_up_front():
     assert factory.chat_model() is model
 
 
+def test_anthropic_without_its_extra_is_one_line_naming_the_extra(monkeypatch):
+    """A plain install has no anthropic SDK: asking for an Anthropic model is a ConfigError that names
+    the extra to install, before any client is built."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "anthropic", None)  # what importlib sees when the SDK is not installed
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with pytest.raises(ConfigError, match=r"pip install 'supportdesk\[anthropic\]'") as caught:
+        LLMFactory(Settings(llm="anthropic/claude-haiku-4-5")).chat_model()
+    assert "\n" not in str(caught.value)
+
+
 def test_hosted_providers_need_their_key(monkeypatch):
     """A hosted provider without its key fails with the variable's name; with it, the client is built."""
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
