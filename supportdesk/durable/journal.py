@@ -321,10 +321,15 @@ class RunJournal:
                 self._audit(
                     tx, run_id, "run_created", {"query_chars": len(query), "has_hint": customer_hint is not None}
                 )
+                # A new run has no owner, checkpoints or state: its lease is taken in the same transaction.
+                acquired, info, before = self._acquire_in(tx, run_id, created=True, now=self._clock(), dead_owner=self.owner)
             else:
                 self._check_payload(tx, run_id, fingerprint)
         if created:
             logger.info("run %s created", run_id)
+            if acquired:
+                logger.info("run %s: lease taken by %s (was %s)", run_id, self.owner, before.status.value)
+                return RunHandle(run_id, True, True, info, (), None)
         deadline = self._clock() + max(0.0, wait_s)
         while True:
             acquired, info = self._try_acquire(run_id, created)
@@ -349,31 +354,30 @@ class RunJournal:
         if seen.is_final or held_elsewhere:
             return False, seen
         with self.db.transaction() as tx:
-            before = self._get(tx, run_id)
-            acquired = (
-                tx.execute(
-                    _sql.RUN_ACQUIRE, (self.owner, now + self.lease_s, self._iso(), run_id, now, self.owner, dead_owner)
-                )
-                == 1
-            )
-            if acquired:
-                self._audit(
-                    tx,
-                    run_id,
-                    "lease_acquired",
-                    {
-                        "owner": self.owner,
-                        "previous_status": before.status.value,
-                        "previous_owner": before.lease_owner,
-                        "resumed": not created,
-                    },
-                )
-                info = self._get(tx, run_id)
-            else:
-                info = before
+            acquired, info, before = self._acquire_in(tx, run_id, created=created, now=now, dead_owner=dead_owner)
         if acquired:
             logger.info("run %s: lease taken by %s (was %s)", run_id, self.owner, before.status.value)
         return acquired, info
+
+    def _acquire_in(self, tx: Transaction, run_id: str, *, created: bool, now: float,
+                    dead_owner: str | None) -> tuple[bool, RunInfo, RunInfo]:
+        """Inside write transaction ``tx``: the conditional lease UPDATE and its audit record.
+        Returns (acquired, the run after, the run before)."""
+        before = self._get(tx, run_id)
+        acquired = (
+            tx.execute(_sql.RUN_ACQUIRE, (self.owner, now + self.lease_s, self._iso(), run_id, now, self.owner, dead_owner))
+            == 1
+        )
+        if not acquired:
+            return False, before, before
+        self._audit(
+            tx,
+            run_id,
+            "lease_acquired",
+            {"owner": self.owner, "previous_status": before.status.value, "previous_owner": before.lease_owner,
+             "resumed": not created},
+        )
+        return True, self._get(tx, run_id), before
 
     def heartbeat(self, run_id: str, *, audit: tuple[str, str] | None = None) -> None:
         """Renew this executor's lease; raise :class:`LeaseLostError` if another executor took it.
