@@ -16,8 +16,8 @@ side-effect intents/outcomes and the append-only audit trail. Every write is one
     journal.finish(state.id, "completed")
 
 Leases: :meth:`RunJournal.start_run` inserts the run row (the database's primary key makes the id
-unique) and then takes the lease (``lease_owner``, ``lease_expires``) in one conditional UPDATE,
-so of any number of processes starting the same id exactly one executes it; the others wait up to
+unique) and then takes the lease (``lease_owner``, ``lease_expires``) in one conditional UPDATE
+(the same transaction when the row is new), so of any number of processes starting the same id exactly one executes it; the others wait up to
 ``wait_s`` for it to finish, or take over once the lease expires (the owner crashed). Checkpoints,
 intents, :meth:`~RunJournal.finish` and :meth:`~RunJournal.park` are fenced: they succeed only while
 this journal's ``owner`` still holds the lease, else :class:`~supportdesk.errors.LeaseLostError`.
@@ -322,7 +322,8 @@ class RunJournal:
                     tx, run_id, "run_created", {"query_chars": len(query), "has_hint": customer_hint is not None}
                 )
                 # A new run has no owner, checkpoints or state: its lease is taken in the same transaction.
-                acquired, info, before = self._acquire_in(tx, run_id, created=True, now=self._clock(), dead_owner=self.owner)
+                acquired, info, before = self._acquire_in(tx, run_id, created=True, now=self._clock(),
+                                                          dead_owner=self.owner)
             else:
                 self._check_payload(tx, run_id, fingerprint)
         if created:
@@ -365,8 +366,8 @@ class RunJournal:
         Returns (acquired, the run after, the run before)."""
         before = self._get(tx, run_id)
         acquired = (
-            tx.execute(_sql.RUN_ACQUIRE, (self.owner, now + self.lease_s, self._iso(), run_id, now, self.owner, dead_owner))
-            == 1
+            tx.execute(_sql.RUN_ACQUIRE,
+                       (self.owner, now + self.lease_s, self._iso(), run_id, now, self.owner, dead_owner)) == 1
         )
         if not acquired:
             return False, before, before
