@@ -6,8 +6,7 @@
 banking77; the FAQ-mode cases for the last two). For each set it scores the same stratified sample
 as ``supportdesk eval --stage rag --limit 400 --seed 7`` in NumPy (a full scan of the index: the
 shipped rule reproduces that command's full accuracy, wrong-answer rate and coverage), calibrates
-each variant with the same cross-fit on the KB (``rag.scoring.calibration_scores`` and
-``risk_controlled_threshold``), and prints full accuracy / wrong-answer rate / coverage:
+each variant with the same cross-fit on the KB (``rag.scoring.calibrate``), and prints full accuracy / wrong-answer rate / coverage:
 
 * the shipped rule;
 * the margin to the second-best entry added to the confidence (weights 0.25, 0.5, 1.0);
@@ -28,6 +27,7 @@ import argparse
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from supportdesk.eval.formats import load_cases
 from supportdesk.eval.sampling import stratified_sample
 from supportdesk.eval.stages import _load_kb, escalate_examples
 from supportdesk.rag.knowledge_base import cached_embeddings
-from supportdesk.rag.scoring import EntryIndex, calibration_scores, risk_controlled_threshold
+from supportdesk.rag.scoring import EntryIndex, calibrate
 
 # set: (KB file, cases file pattern, examples file whose "unknown" rows are escalation examples)
 SETS = {
@@ -62,24 +62,27 @@ class Data:
         self.queries = cached_embeddings([c.query for c in cases], cache_dir=cache)
         self.expected = np.array([kb.ids.index(c.expected_faq_id) if c.expected_faq_id else -1 for c in cases])
 
-    def case_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """(confidence, top entry) of every case against the whole KB, as the gate sees them."""
+    @cached_property
+    def index(self) -> EntryIndex:
+        """The whole KB's index, with the escalation pseudo-entry as at run time (built once: the
+        variants change how it scores, not what it holds)."""
         vectors, owners, n = self.vectors, self.owners, self.n
-        if self.escalate is not None:  # the escalation pseudo-entry, as at run time
+        if self.escalate is not None:
             vectors = np.vstack([vectors, self.escalate])
             owners = np.concatenate([owners, np.full(len(self.escalate), n, dtype=np.int64)])
             n += 1
-        scores = EntryIndex.build(vectors, owners, n).score(self.queries)
+        return EntryIndex.build(vectors, owners, n)
+
+    def case_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, top entry) of every case against the whole KB, as the gate sees them."""
+        scores = self.index.score(self.queries)
         best = scores.argmax(axis=1)
         return np.where(best == self.n, -np.inf, scores.max(axis=1)), best
 
-    def calibrated(self, *, confidence: float = 0.9, near_share: float = 0.5) -> float:
-        s = calibration_scores(self.vectors, self.owners, self.n, escalate=self.escalate)
-        threshold, _, _ = risk_controlled_threshold(
-            s.positives, s.positives_right, s.held_out_entries, max_wrong=0.1, oos_share=0.5,
-            escalate_neg=s.escalate_held_out, pos_groups=s.positives_entry, neg_groups=s.held_out_entry,
-            confidence=confidence, near_share=near_share)
-        return threshold
+    def calibrated(self, **options: float) -> float:
+        """The shipped calibration (``rag.scoring.calibrate``) with ``options`` changed."""
+        return calibrate(self.vectors, self.owners, self.n, max_wrong=0.1, oos_share=0.5, escalate=self.escalate,
+                         **options).threshold
 
     def outcome(self, threshold: float, scored: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float, float]:
         """(full accuracy, wrong-answer rate, coverage) of answering at ``threshold``."""

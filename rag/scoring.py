@@ -480,13 +480,16 @@ def calibrate(
     oos_share: float = DEFAULT_OOS_SHARE,
     escalate: np.ndarray | None = None,
     seed: int = 0,
+    confidence: float | None = 0.9,
+    near_share: float = 0.5,
 ) -> CalibrationReport:
     """Calibrate the answer threshold on the KB itself (cross-fitted).
 
     With ``max_wrong`` (the default policies set it) the threshold is risk-controlled
     (:func:`risk_controlled_threshold` with ``oos_share``); ``escalate``: the KB's escalation
-    examples, an extra entry of every fold's index as at run time. Otherwise ``target_tnr`` or the
-    class-balanced objective below decides.
+    examples, an extra entry of every fold's index as at run time; ``confidence`` and ``near_share``
+    go to :func:`risk_controlled_threshold` (the defaults are what ships; ``benchmarks/gate_variants.py``
+    measures others). Otherwise ``target_tnr`` or the class-balanced objective below decides.
 
     :param vectors: the KB's text embeddings; ``owners[i]`` is the entry of row ``i``.
     :param max_texts: subsample of texts used (for large KBs); the selection is seeded.
@@ -509,7 +512,8 @@ def calibrate(
         # and the bound resamples entries (texts of one entry are not independent).
         threshold, rate, coverage = risk_controlled_threshold(
             pos, scores.positives_right, neg, max_wrong=float(max_wrong), oos_share=float(oos_share),
-            escalate_neg=scores.escalate_held_out, pos_groups=scores.positives_entry, neg_groups=scores.held_out_entry)
+            escalate_neg=scores.escalate_held_out, pos_groups=scores.positives_entry, neg_groups=scores.held_out_entry,
+            confidence=confidence, near_share=near_share)
         tpr = float((pos >= threshold).mean()) if pos.size else float("nan")
         tnr = float((neg < threshold).mean())
         report = CalibrationReport(

@@ -17,10 +17,11 @@ side-effect intents/outcomes and the append-only audit trail. Every write is one
 
 Leases: :meth:`RunJournal.start_run` inserts the run row (the database's primary key makes the id
 unique) and then takes the lease (``lease_owner``, ``lease_expires``) in one conditional UPDATE
-(the same transaction when the row is new), so of any number of processes starting the same id exactly one executes it; the others wait up to
-``wait_s`` for it to finish, or take over once the lease expires (the owner crashed). Checkpoints,
-intents, :meth:`~RunJournal.finish` and :meth:`~RunJournal.park` are fenced: they succeed only while
-this journal's ``owner`` still holds the lease, else :class:`~supportdesk.errors.LeaseLostError`.
+(the same transaction when the row is new), so of any number of processes starting the same id
+exactly one executes it; the others wait up to ``wait_s`` for it to finish, or take over once the
+lease expires (the owner crashed). Checkpoints, intents, :meth:`~RunJournal.finish` and
+:meth:`~RunJournal.park` are fenced: they succeed only while this journal's ``owner`` still holds
+the lease, else :class:`~supportdesk.errors.LeaseLostError`.
 Checkpoints and step starts renew the lease.
 """
 
