@@ -90,6 +90,10 @@ def grounded_title(title: str, query: str) -> str:
     return title[:TITLE_MAX] if grounded else fallback_title(query)
 
 
+# A configuration folder from before prompts_triage.yaml had ``ticket_title.flagged`` still loads.
+_FLAGGED_TITLE = "Customer message for review (it addresses the assistant)"
+
+
 @dataclass(frozen=True)
 class TriagePrompts:
     """Few-shot title prompt and the code-written ticket summary, from ``prompts_triage.yaml``."""
@@ -97,6 +101,8 @@ class TriagePrompts:
     title_system: str
     title_examples: tuple[tuple[str, str], ...]
     summary_template: str
+    #: The title when every sentence of the message addresses the assistant (none names a problem).
+    flagged_title: str = _FLAGGED_TITLE
 
     @classmethod
     def from_config(cls, config_dir: Path | None = None) -> TriagePrompts:
@@ -104,7 +110,9 @@ class TriagePrompts:
         try:
             title = data["ticket_title"]
             examples = tuple((str(e["message"]), str(e["title"])) for e in title.get("examples", []))
-            return cls(" ".join(str(title["system"]).split()), examples, " ".join(str(data["ticket_summary"]).split()))
+            flagged = " ".join(str(title.get("flagged", _FLAGGED_TITLE)).split())[:TITLE_MAX]
+            return cls(" ".join(str(title["system"]).split()), examples, " ".join(str(data["ticket_summary"]).split()),
+                       flagged)
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"prompts_triage.yaml: missing or malformed key {exc}") from exc
 

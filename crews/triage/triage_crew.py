@@ -408,7 +408,7 @@ class TriageCrew:
             "draft_ticket": SlotPlan(
                 schema_overrides=policy.length_overrides(title="title", summary="ticket_summary"),
                 complete=lambda d: TicketDraft(
-                    title=self._vetted_text(d.title, fallback_title(query), lookup),
+                    title=self._vetted_title(d.title, query, lookup),
                     summary=self._vetted_text(d.summary, self.prompts.ticket_summary(query, suggestion, lookup), lookup),
                 ),
                 max_tokens=policy.tokens("draft_ticket"),
@@ -425,13 +425,13 @@ class TriageCrew:
             plans["lookup_customer"] = SlotPlan(decided=lambda: lookup)
             summary = self.prompts.ticket_summary(query, suggestion, lookup)
             if code.title:  # the customer's own first sentence is the title
-                plans["draft_ticket"] = SlotPlan(decided=lambda: TicketDraft(title=fallback_title(query), summary=summary))
+                plans["draft_ticket"] = SlotPlan(decided=lambda: TicketDraft(title=self._code_title(query), summary=summary))
             else:
                 plans["draft_ticket"] = SlotPlan(
                     fill=TicketTitle,
                     messages=lambda _chat: self.prompts.title_messages(query),
                     complete=lambda t: TicketDraft(
-                        title=self._vetted_text(grounded_title(t.title, query), fallback_title(query), lookup),
+                        title=self._vetted_title(grounded_title(t.title, query), query, lookup),
                         summary=summary,
                     ),
                     max_tokens=policy.tokens("draft_ticket"),
@@ -497,6 +497,21 @@ class TriageCrew:
                         prose += [str(v) for v in spec.values() if isinstance(v, str)]
             guard = self._leak_guard = PromptLeakGuard.from_prose(prose)
         return guard.leaks(text)
+
+    def _code_title(self, query: str) -> str:
+        """The title code writes: the first sentence of the request without the sentences that address
+        the assistant (``request_text``); when even that one carries directive markers, the configured
+        neutral title. Injected text never becomes a ticket's title."""
+        title = fallback_title(request_text(query, self.config_dir))
+        return self.prompts.flagged_title if injection_markers(title, self.config_dir) else title
+
+    def _vetted_title(self, title: str, query: str, lookup: CustomerLookup) -> str:
+        """The model's title unless it carries directive markers, leaks the prompts or names another
+        account; else code's title."""
+        if injection_markers(title, self.config_dir):
+            logger.info("triage guardrail replaced a model title carrying directive markers")
+            return self._code_title(query)
+        return self._vetted_text(title, self._code_title(query), lookup)
 
     def _vetted_text(self, text: str, fallback: str, lookup: CustomerLookup) -> str:
         """The model's ``text`` unless it leaks the prompts or names an account other than the caller's."""
