@@ -424,7 +424,7 @@ class TriageCrew:
             # The facts are already in code's hands: state them instead of asking a small model to.
             plans["lookup_customer"] = SlotPlan(decided=lambda: lookup)
             summary = self.prompts.ticket_summary(query, suggestion, lookup)
-            if code.title:  # the customer's own first sentence is the title
+            if code.title:  # the first sentence of the customer's request is the title (never an injected one)
                 plans["draft_ticket"] = SlotPlan(decided=lambda: TicketDraft(title=self._code_title(query), summary=summary))
             else:
                 plans["draft_ticket"] = SlotPlan(
