@@ -90,10 +90,6 @@ def grounded_title(title: str, query: str) -> str:
     return title[:TITLE_MAX] if grounded else fallback_title(query)
 
 
-# A configuration folder from before prompts_triage.yaml had ``ticket_title.flagged`` still loads.
-_FLAGGED_TITLE = "Customer message for review (it addresses the assistant)"
-
-
 @dataclass(frozen=True)
 class TriagePrompts:
     """Few-shot title prompt and the code-written ticket summary, from ``prompts_triage.yaml``."""
@@ -102,7 +98,7 @@ class TriagePrompts:
     title_examples: tuple[tuple[str, str], ...]
     summary_template: str
     #: The title when every sentence of the message addresses the assistant (none names a problem).
-    flagged_title: str = _FLAGGED_TITLE
+    flagged_title: str
 
     @classmethod
     def from_config(cls, config_dir: Path | None = None) -> TriagePrompts:
@@ -110,7 +106,9 @@ class TriagePrompts:
         try:
             title = data["ticket_title"]
             examples = tuple((str(e["message"]), str(e["title"])) for e in title.get("examples", []))
-            flagged = " ".join(str(title.get("flagged", _FLAGGED_TITLE)).split())[:TITLE_MAX]
+            # A configuration folder from before ``ticket_title.flagged`` existed takes the packaged one.
+            flagged = title.get("flagged") or load_yaml("prompts_triage.yaml")["ticket_title"]["flagged"]
+            flagged = " ".join(str(flagged).split())[:TITLE_MAX]
             return cls(" ".join(str(title["system"]).split()), examples, " ".join(str(data["ticket_summary"]).split()),
                        flagged)
         except (KeyError, TypeError) as exc:
