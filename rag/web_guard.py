@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus, urlsplit
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
@@ -157,11 +158,13 @@ class WebAnswerGuard:
         return {"passed": not problems, "problems": problems}
 
     def screen(self, documents: Sequence[Document]) -> list[Document]:
-        """``documents`` without those whose title or text carries instructions for the assistant, and
-        without those whose URL is off the allowed domains (a second fence behind the search component)."""
+        """``documents`` without those whose title, text or link carries instructions for the assistant,
+        and without those whose URL is off the allowed domains (a second fence behind the search
+        component). The link is read too because the customer sees it: a path or query string on an
+        allowed host is text the page's author chose."""
         kept = []
         for doc in documents:
-            text = f"{doc.meta.get('title', '')}\n{doc.content or ''}"
+            text = f"{doc.meta.get('title', '')}\n{doc.content or ''}\n{_link_words(str(doc.meta.get('url', '')))}"
             if not url_allowed(str(doc.meta.get("url", "")), self.allowed_domains):
                 logger.info("web result %s dropped: outside the allowed domains", str(doc.meta.get("url"))[:120])
             elif looks_like_injection(text, self.config_dir):
@@ -169,3 +172,9 @@ class WebAnswerGuard:
             else:
                 kept.append(doc)
         return kept
+
+
+def _link_words(url: str) -> str:
+    """A link's path, query and fragment as words (decoded; ``/ - _ + = & ? #`` become spaces)."""
+    parts = urlsplit(url)
+    return re.sub(r"[/\-_+=&?#.]+", " ", unquote_plus(f"{parts.path} {parts.query} {parts.fragment}")).strip()
