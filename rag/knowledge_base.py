@@ -237,7 +237,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def cached_embeddings(texts: Sequence[str], *, cache_dir: Path | None = None, encoder: Any = None) -> np.ndarray:
-    """Embed ``texts`` with the MiniLM encoder, reading/writing ``cache_dir/emb-<hash>.npy`` when given."""
+    """Embed ``texts`` with ``encoder`` (default: the configured one, :func:`~supportdesk.rag._minilm.get_encoder`),
+    reading/writing ``cache_dir/emb-<hash>.npy`` when given."""
     if encoder is None:
         from supportdesk.rag._minilm import get_encoder
 

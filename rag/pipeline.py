@@ -291,6 +291,11 @@ class FAQPipeline:
         if data.get("kb_fingerprint") != self.kb.fingerprint():
             logger.warning("ignoring calibration file %s: fitted on another knowledge base", path)
             return None
+        from supportdesk.rag._minilm import get_encoder
+
+        if data.get("encoder") not in (None, get_encoder().model_id):  # another encoder's scores
+            logger.warning("ignoring calibration file %s: fitted with the encoder %s", path, data.get("encoder"))
+            return None
         logger.info("answer threshold %.4f from the operator calibration %s", threshold, path)
         return {**data, "threshold": threshold, "source": str(path)}
 
@@ -520,10 +525,10 @@ class FAQPipeline:
     ) -> RAGResult:
         """Code picks the web result: the one whose title and snippet are most similar to the query,
         if similar enough. The customer reads our own sentence with its link (``web_reply``), never its text."""
-        from supportdesk.rag._minilm import get_encoder
+        from supportdesk.rag._minilm import NAME, get_encoder
 
         texts = [f"{d.meta.get('title', '')}. {d.content}" for d in documents]
-        vectors = get_encoder().encode([query, *texts])
+        vectors = get_encoder(NAME).encode([query, *texts])  # web_min_similarity is this model's
         similarities = vectors[1:] @ vectors[0]
         best = int(similarities.argmax())
         if float(similarities[best]) < float(self.policy["web_min_similarity"]):

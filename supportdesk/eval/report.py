@@ -51,6 +51,8 @@ def format_table(report: EvalReport) -> str:
     header = f"{report.name}: {metrics.n_cases:,} cases in {report.duration_s:.1f}s"
     if report.settings.get("limit") is not None:
         header += f" (stratified sample, limit {report.settings['limit']}, seed {report.settings.get('seed')})"
+    if report.settings.get("encoder"):
+        header += f", encoder {report.settings['encoder']}"
     rows = [(m.name, format_value(m), f"{m.n:,}", m.description) for m in metrics.values]
     widths = [max(len(row[i]) for row in [("metric", "value", "n", ""), *rows]) for i in range(3)]
     lines = [header, "", f"{'metric':<{widths[0]}}  {'value':>{widths[1]}}  {'n':>{widths[2]}}  description"]

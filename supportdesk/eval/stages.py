@@ -186,10 +186,10 @@ class _CachingEncoder:
     """The MiniLM encoder with the on-disk embedding cache for batches (a dataset's examples)."""
 
     def __init__(self, cache_dir: Path | None) -> None:
-        from supportdesk.rag._minilm import get_encoder
+        from supportdesk.rag._minilm import NAME, get_encoder
 
         self.cache_dir = cache_dir
-        self.encoder = get_encoder()
+        self.encoder = get_encoder(NAME)  # the triage classifier's, whatever the FAQ's
         self.model_id = self.encoder.model_id
         self.dimension = self.encoder.dimension
 
@@ -291,8 +291,10 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
     model = factory.chat_model()
     escalate = escalate_examples(examples, settings.config_dir)
     if stage == "rag":
+        from supportdesk.rag._minilm import get_encoder
+
         pipeline = _rag_pipeline(kb, settings, model, factory.kind, escalate)
-        return BuiltStage(rag_predictor(pipeline), {"threshold": pipeline.threshold,
+        return BuiltStage(rag_predictor(pipeline), {"threshold": pipeline.threshold, "encoder": get_encoder().model_id,
                                                     "calibration": pipeline.calibration,
                                                     "escalate_examples": len(escalate)})
     if stage != "flow":

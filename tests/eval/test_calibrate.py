@@ -90,6 +90,24 @@ def test_calibration_of_another_kb_is_ignored(tmp_path, capsys):
     assert rag.threshold != 99.0
 
 
+def test_calibration_fitted_with_another_encoder_is_ignored(tmp_path):
+    """A calibration file of this KB but fitted with another encoder (its scores, another scale) never
+    sets the threshold; one of this encoder does."""
+    from supportdesk.eval.stages import _load_kb
+    from supportdesk.llm.scripted import ScriptedModel
+    from supportdesk.rag._minilm import get_encoder
+    from supportdesk.rag.pipeline import FAQPipeline, load_rag_policy
+
+    kb = _load_kb(_kb(tmp_path))
+    out = tmp_path / "calibration.json"
+    for encoder, applied in (("sentence-transformers/all-mpnet-base-v2@78c0197b6159d926", False),
+                             (get_encoder().model_id, True)):
+        out.write_text(json.dumps({"threshold": 0.99, "kb_fingerprint": kb.fingerprint(), "encoder": encoder}),
+                       encoding="utf-8")
+        rag = FAQPipeline(kb, ScriptedModel([]), None, load_rag_policy("embedded"), calibration_file=out)
+        assert (rag.threshold == 0.99) is applied, encoder
+
+
 def test_unlabelled_or_small_case_files_exit_2_with_one_line(tmp_path, capsys):
     """No route labels, or fewer than 50 labelled cases: exit 2, one line naming the problem, no file."""
     kb = _kb(tmp_path)
