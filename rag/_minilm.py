@@ -169,7 +169,7 @@ class MiniLMEncoder:
         return f"{MODEL_NAME}@{self._fingerprint}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts``: an array of shape ``(len(texts), 384)``, rows of unit length."""
+        """Embed ``texts``: an array of shape ``(len(texts), dimension)``, rows of unit length."""
         texts = list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:

@@ -18,10 +18,12 @@ MPNet's (BERT's post-norm layers, RoBERTa-style positions, one relative-position
 layers), then mean pooling and L2 normalisation, as sentence-transformers computes for this model
 (checked by ``tests/rag/test_mpnet.py`` against stored reference vectors)::
 
-    from supportdesk.rag._mpnet import MPNetEncoder
+    from pathlib import Path
+    from supportdesk.rag._mpnet import MPNetEncoder, model_files
 
-    encoder = MPNetEncoder(model_files(cache_root))    # or get_encoder() with the setting
-    encoder.encode(["How do I reset my password?"]).shape    # (1, 768)
+    encoder = MPNetEncoder(model_files(Path("~/.supportdesk/cache").expanduser()))
+    encoder.encode(["How do I reset my password?"]).shape    # (1, 768), unit rows
+    # or, with SUPPORTDESK_ENCODER=all-mpnet-base-v2: supportdesk.rag._minilm.get_encoder()
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class MPNetEncoder(MiniLMEncoder):
 
     dimension = 768
 
-    def __init__(self, directory: Path, *, batch_size: int = 32) -> None:  # noqa: D107 - the class says it
+    def __init__(self, directory: Path, *, batch_size: int = 32) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
