@@ -30,8 +30,9 @@ import argparse
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,16 +54,18 @@ SETS = {
 class Data:
     """One set's KB vectors, escalation examples and sampled cases (embedded once, cached on disk)."""
 
-    def __init__(self, folder: Path, name: str, split: str, limit: int, seed: int, cache: Path) -> None:
+    def __init__(self, folder: Path, name: str, split: str, limit: int, seed: int, cache: Path,
+                 encoder: Any = None) -> None:
         kb_file, cases_file, examples = SETS[name]
         kb = _load_kb(folder / kb_file, escalate_examples(folder / examples) if examples else [])
         texts, owners = kb.texts()
-        self.vectors = cached_embeddings(texts, cache_dir=cache)
+        embed = partial(cached_embeddings, cache_dir=cache, encoder=encoder)  # None: the configured encoder
+        self.vectors = embed(texts)
         self.owners = np.asarray(owners, dtype=np.int64)
         self.n = len(kb.ids)
-        self.escalate = cached_embeddings(list(kb.escalate_examples), cache_dir=cache) if kb.escalate_examples else None
+        self.escalate = embed(list(kb.escalate_examples)) if kb.escalate_examples else None
         cases = stratified_sample(load_cases(folder / cases_file.format(split=split)), limit, seed=seed)
-        self.queries = cached_embeddings([c.query for c in cases], cache_dir=cache)
+        self.queries = embed([c.query for c in cases])
         self.expected = np.array([kb.ids.index(c.expected_faq_id) if c.expected_faq_id else -1 for c in cases])
 
     @cached_property
@@ -83,8 +86,9 @@ class Data:
         return np.where(best == self.n, -np.inf, scores.max(axis=1)), best
 
     def calibrated(self, **options: float) -> float:
-        """The shipped calibration (``rag.scoring.calibrate``) with ``options`` changed."""
-        return calibrate(self.vectors, self.owners, self.n, max_wrong=0.1, oos_share=0.5, escalate=self.escalate,
+        """The shipped calibration (``rag.scoring.calibrate``) with ``options`` changed (``max_wrong`` too)."""
+        options = {"max_wrong": 0.1, **options}
+        return calibrate(self.vectors, self.owners, self.n, oos_share=0.5, escalate=self.escalate,
                          **options).threshold
 
     def outcome(self, threshold: float, scored: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float, float]:

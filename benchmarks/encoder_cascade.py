@@ -1,0 +1,69 @@
+"""Each encoder's answer gate alone, and a cascade of the two, on the public sets (issue 8, fifth pass).
+
+    python benchmarks/encoder_cascade.py DATA [--split validation|test] [--limit 400] [--seed 7] [--sure 0.02]
+
+``DATA`` is as for ``benchmarks/gate_variants.py`` (the files of ``supportdesk eval-data``). Needs the
+all-mpnet-base-v2 weight packages (README, "A larger encoder"). For each set it prints full accuracy /
+wrong-answer rate / coverage of:
+
+* all-MiniLM-L6-v2 with its shipped calibration (``max_wrong`` 0.10), the default;
+* all-mpnet-base-v2 with the same rule;
+* the cascade this design would ship to make the larger encoder the default cheaply: MiniLM answers
+  alone when its score clears its own threshold calibrated at ``--sure`` (a much stricter bound), and
+  every other query goes to mpnet's gate. The share of queries MiniLM decides alone is what mpnet's
+  cost is saved on.
+
+Scores are those of the shipped ``EntryIndex`` (as ``gate_variants.py``), thresholds those of
+``rag.scoring.calibrate`` on the KB. Prints figures; asserts nothing; offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gate_variants import SETS, Data  # noqa: E402
+
+from supportdesk.rag._minilm import NAME, get_encoder  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of supportdesk eval-data files for --split")
+    parser.add_argument("--split", default="validation", choices=["validation", "test"])
+    parser.add_argument("--limit", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sure", type=float, default=0.02, help="MiniLM's bound where it answers alone")
+    parser.add_argument("--cache", type=Path, help="embedding cache (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    small, large = get_encoder(NAME), get_encoder("all-mpnet-base-v2")
+    print(f"{args.split}, stratified {args.limit}, seed {args.seed}: full accuracy / wrong-answer / coverage")
+    with tempfile.TemporaryDirectory(prefix="encoder-cascade-") as tmp:
+        cache = args.cache or Path(tmp)
+        for name in SETS:
+            if not (args.data / SETS[name][0]).exists():
+                continue
+            a, b = (Data(args.data, name, args.split, args.limit, args.seed, cache, encoder=e) for e in (small, large))
+            (conf_a, best_a), (conf_b, best_b) = a.case_scores(), b.case_scores()
+            alone = conf_a >= a.calibrated(max_wrong=args.sure)
+            answered = np.where(alone, True, conf_b >= b.calibrated())
+            best = np.where(alone, best_a, best_b)
+            right = np.where(answered, best == a.expected, a.expected < 0)
+            wrong = answered & (best != a.expected)
+            cells = {
+                "all-MiniLM-L6-v2": "{:.3f} / {:.3f} / {:.3f}".format(*a.outcome(a.calibrated())),
+                "all-mpnet-base-v2": "{:.3f} / {:.3f} / {:.3f}".format(*b.outcome(b.calibrated())),
+                "cascade": f"{right.mean():.3f} / {wrong.sum() / max(int(answered.sum()), 1):.3f} / "
+                           f"{answered.mean():.3f}, MiniLM alone on {alone.mean():.0%}",
+            }
+            print(f"  {name:<10}" + "".join(f"  {k}: {v:<24}" for k, v in cells.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
