@@ -190,14 +190,19 @@ def ceiling(data: Data, max_wrong: float) -> tuple[float, float, float, float]:
     return best
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every gate benchmark takes: DATA, --split, --limit, --seed, --cache."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder of supportdesk eval-data files for --split")
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, help="embedding cache (default: a temporary folder)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gate-variants-") as tmp:
         cache = args.cache or Path(tmp)
         sets = {name: Data(args.data, name, args.split, args.limit, args.seed, cache) for name in SETS

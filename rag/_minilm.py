@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from tokenizers import Tokenizer
 
-__all__ = ["MODEL_NAME", "NAME", "MiniLMEncoder", "get_encoder", "model_dir"]
+__all__ = ["ENCODER_NAMES", "MODEL_NAME", "MPNET_NAME", "NAME", "MiniLMEncoder", "get_encoder", "model_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: Its name for the ``encoder`` setting and :func:`get_encoder`; what the triage classifier and the web
 #: fallback always embed with (their similarity settings are this model's).
 NAME = "all-MiniLM-L6-v2"
+#: The larger, opt-in encoder (``supportdesk.rag._mpnet``).
+MPNET_NAME = "all-mpnet-base-v2"
+#: Every name the ``encoder`` setting and :func:`get_encoder` accept.
+ENCODER_NAMES = (NAME, MPNET_NAME)
 MAX_SEQ_LENGTH = 256
 _MODEL_FOLDER = "minilm_model"
 
@@ -259,11 +263,11 @@ def get_encoder(name: str | None = None) -> MiniLMEncoder:
         if name not in _cached:
             if name == NAME:
                 _cached[name] = MiniLMEncoder()
-            elif name == "all-mpnet-base-v2":
+            elif name == MPNET_NAME:
                 from supportdesk.rag._mpnet import MPNetEncoder, model_files
                 from supportdesk.settings import Settings
 
                 _cached[name] = MPNetEncoder(model_files(Path(Settings().home).expanduser() / "cache"))
             else:
-                raise ConfigError(f"unknown encoder {name!r}: use all-MiniLM-L6-v2 or all-mpnet-base-v2")
+                raise ConfigError(f"unknown encoder {name!r}: use one of {', '.join(ENCODER_NAMES)}")
     return _cached[name]

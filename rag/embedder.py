@@ -21,18 +21,23 @@ import numpy as np
 from haystack import Document, component
 
 from supportdesk.errors import ConfigError
-from supportdesk.rag._minilm import get_encoder
+from supportdesk.rag._minilm import ENCODER_NAMES, MiniLMEncoder, get_encoder
 
 __all__ = ["MiniLMDocumentEmbedder", "MiniLMTextEmbedder"]
 
 #: The encoders these components run, by the names a pipeline YAML may give (None: the setting's).
-ENCODERS = {f"sentence-transformers/{n}": n for n in ("all-MiniLM-L6-v2", "all-mpnet-base-v2")}
+ENCODERS = {f"sentence-transformers/{n}": n for n in ENCODER_NAMES}
 
 
 def _checked(model: str | None) -> str | None:
     if model is not None and model not in ENCODERS:  # the FAQ's cached embeddings and calibration are the encoder's
         raise ConfigError(f"embedder: model must be one of {sorted(ENCODERS)} or unset, got {model!r}")
     return model
+
+
+def _encoder(model: str | None) -> MiniLMEncoder:
+    """The encoder a component's ``model`` names (``None``: the ``encoder`` setting's), loaded once."""
+    return get_encoder(ENCODERS[model] if model is not None else None)
 
 
 @component
@@ -49,11 +54,11 @@ class MiniLMTextEmbedder:
 
     def warm_up(self) -> None:
         """Load the encoder (once per process)."""
-        get_encoder(ENCODERS.get(self.model or ""))
+        _encoder(self.model)
 
     @component.output_types(embedding=list[float], vector=np.ndarray, meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
-        encoder = get_encoder(ENCODERS.get(self.model or ""))
+        encoder = _encoder(self.model)
         vector = encoder.encode([text])[0]
         return {"embedding": vector.tolist(), "vector": vector, "meta": {"model": encoder.model_id}}
 
@@ -70,11 +75,11 @@ class MiniLMDocumentEmbedder:
 
     def warm_up(self) -> None:
         """Load the encoder (once per process)."""
-        get_encoder(ENCODERS.get(self.model or ""))
+        _encoder(self.model)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     def run(self, documents: list[Document]) -> dict[str, Any]:
-        encoder = get_encoder(ENCODERS.get(self.model or ""))
+        encoder = _encoder(self.model)
         texts = [d.content or "" for d in documents]
         vectors = [v for i in range(0, len(texts), self.batch_size) for v in encoder.encode(texts[i:i + self.batch_size])]
         out = [dataclasses.replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]

@@ -164,11 +164,12 @@ class WebAnswerGuard:
         allowed host is text the page's author chose."""
         kept = []
         for doc in documents:
-            text = f"{doc.meta.get('title', '')}\n{doc.content or ''}\n{_link_words(str(doc.meta.get('url', '')))}"
-            if not url_allowed(str(doc.meta.get("url", "")), self.allowed_domains):
-                logger.info("web result %s dropped: outside the allowed domains", str(doc.meta.get("url"))[:120])
+            url = str(doc.meta.get("url", ""))
+            text = f"{doc.meta.get('title', '')}\n{doc.content or ''}\n{_link_words(url)}"
+            if not url_allowed(url, self.allowed_domains):
+                logger.info("web result %s dropped: outside the allowed domains", url[:120])
             elif looks_like_injection(text, self.config_dir):
-                logger.info("web result %s dropped: it carries instructions", str(doc.meta.get("url"))[:120])
+                logger.info("web result %s dropped: it carries instructions", url[:120])
             else:
                 kept.append(doc)
         return kept

@@ -6,6 +6,7 @@ import json
 import zipfile
 from importlib import metadata
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -99,6 +100,7 @@ def test_the_encoder_setting_is_checked_and_read_once(monkeypatch):
         Settings()
     with pytest.raises(ConfigError, match="unknown encoder"):
         _minilm.get_encoder("bert-large")
+    assert get_args(Settings.model_fields["encoder"].annotation) == _minilm.ENCODER_NAMES  # one list of names
     monkeypatch.setattr(_minilm, "_default", None)
     monkeypatch.setenv("SUPPORTDESK_ENCODER", "all-MiniLM-L6-v2")
     assert _minilm.get_encoder().model_id.startswith(_minilm.MODEL_NAME)
