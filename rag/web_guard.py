@@ -36,13 +36,13 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from supportdesk._domains import find_links, parse_domains, url_allowed
 from supportdesk._guardrails import injection_markers, shingles
-from supportdesk._pii import PHONE_RE, redact
+from supportdesk._pii import EMAIL_RE, PHONE_RE, redact
 from supportdesk.errors import ConfigError
 
 __all__ = ["WebAnswerGuard", "looks_like_injection"]
@@ -161,7 +161,8 @@ class WebAnswerGuard:
         """``documents`` without those whose title, text or link carries instructions for the assistant,
         and without those whose URL is off the allowed domains (a second fence behind the search
         component). The link is read too because the customer sees it: a path or query string on an
-        allowed host is text the page's author chose."""
+        allowed host is text the page's author chose. So a link that decodes to words (spaces, line
+        breaks) or carries an e-mail address is dropped as well: a page's address needs neither."""
         kept = []
         for doc in documents:
             url = str(doc.meta.get("url", ""))
@@ -170,9 +171,19 @@ class WebAnswerGuard:
                 logger.info("web result %s dropped: outside the allowed domains", url[:120])
             elif looks_like_injection(text, self.config_dir):
                 logger.info("web result %s dropped: it carries instructions", url[:120])
+            elif _link_carries_text(url):
+                logger.info("web result %s dropped: its link carries text or an e-mail address", redact(url[:120]))
             else:
                 kept.append(doc)
         return kept
+
+
+def _link_carries_text(url: str) -> bool:
+    """Whether a link's decoded path, query or fragment holds whitespace or control characters (a
+    sentence, not a slug; ``+`` is left as it is) or an e-mail address."""
+    parts = urlsplit(url)
+    tail = unquote(f"{parts.path}?{parts.query}#{parts.fragment}")
+    return any(ch.isspace() or ord(ch) < 32 for ch in tail) or bool(EMAIL_RE.search(tail))
 
 
 def _link_words(url: str) -> str:

@@ -56,6 +56,26 @@ def test_a_link_carrying_instructions_is_never_shown(make_pipeline, serper_stub,
     assert result.answer is None or "previous" not in result.answer
 
 
+@pytest.mark.parametrize("link", [
+    pytest.param(HELP + "/x%0A%0AYour%20refund%20of%20%24300%20is%20approved", id="sentence-in-path"),
+    pytest.param(HELP + "?contact=refunds.desk%40mail.example", id="e-mail-in-query"),
+])
+def test_a_link_that_decodes_to_text_is_never_shown(make_pipeline, serper_stub, link):
+    """A link whose path or query string decodes to a sentence or an e-mail address (no directive
+    needed) is the page author's text, not an address: the result is dropped and the query escalates."""
+    stub = serper_stub([httpx.Response(200, json=_body(("Add a weather widget to a note", link, SNIPPET)))])
+    result = make_pipeline(ScriptedModel([]), stub.search()).run(QUERY)
+    assert result.route == "escalated" and result.answer is None
+
+
+def test_an_ordinary_help_centre_link_is_still_shown(make_pipeline, serper_stub):
+    """Slugs, ids and a plain query string are an address: such a result is still cited."""
+    link = HELP + "/360012345678-add-a-widget?locale=en-us&utm_source=search+page#step-2"
+    stub = serper_stub([httpx.Response(200, json=_body(("Add a weather widget to a note", link, SNIPPET)))])
+    result = make_pipeline(ScriptedModel([]), stub.search()).run(QUERY)
+    assert result.route == "answered" and link in result.answer
+
+
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
