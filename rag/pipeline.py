@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -64,12 +65,21 @@ from supportdesk.llm.haystack_generator import ChatModelGenerator
 from supportdesk.llm.structured import response_schema
 from supportdesk.models.faq import RAGResult, TokenUsage
 from supportdesk.models.responses import FAQAnswer, WebAnswer
+from supportdesk.rag._minilm import NAME, MiniLMEncoder, encoder_name, get_encoder
 from supportdesk.rag.components import ESCALATE_ID, AnswerGate, StructuredParser, choice_overrides
 from supportdesk.rag.document_store import FAQDocumentStore
 from supportdesk.rag.embedder import MiniLMTextEmbedder
 from supportdesk.rag.entry_scorer import EntryScorer
 from supportdesk.rag.knowledge_base import KnowledgeBase, atomic_save_npy, atomic_write_text, cached_embeddings
-from supportdesk.rag.scoring import DEFAULT_MAX_WRONG, EntryIndex, ScoringParams, calibrate, train_linear_head
+from supportdesk.rag.prefilter import PrefilterGate
+from supportdesk.rag.scoring import (
+    DEFAULT_MAX_WRONG,
+    EntryIndex,
+    ScoringParams,
+    calibrate,
+    prefilter_band,
+    train_linear_head,
+)
 from supportdesk.rag.serper import SerperWebSearch
 from supportdesk.rag.web_guard import WebAnswerGuard
 
@@ -92,6 +102,9 @@ DEFAULT_POLICY: dict[str, Any] = {
     "max_wrong_answer_rate": None,
     "oos_share": 0.5,
     "calibration_folds": 5,
+    "prefilter_encoder": None,
+    "prefilter_sure_wrong": 0.02,
+    "prefilter_miss": 0.02,
     "top_k": 5,
     "retrieval_top_k": 50,
     "web_search": True,
@@ -177,6 +190,7 @@ class FAQPipeline:
         company: str | None = None,
         max_wrong: float | None = None,
         calibration_file: Path | None = None,
+        encoder: str | None = None,
     ) -> None:
         self.kb = kb
         self.model = model
@@ -184,72 +198,149 @@ class FAQPipeline:
         self.policy = {**DEFAULT_POLICY, **(policy or {})}
         self.company = company or kb.company
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.config_dir = config_dir
         self.params = ScoringParams(head_weight=float(self.policy["head_weight"]))
         if max_wrong is None:
             configured = self.policy.get("max_wrong_answer_rate")
             max_wrong = DEFAULT_MAX_WRONG if configured is None else float(configured)
         self.max_wrong = float(max_wrong)
+        self.encoder = encoder_name(encoder)
+        self._encoder_arg = encoder
         started = time.perf_counter()
-        self._build_index()
-        explicit = threshold if threshold is not None else self.policy.get("threshold")
-        self.calibration: dict[str, Any] | None = None
-        operator = None if explicit is not None else self._operator_calibration(calibration_file)
-        if explicit is not None:
-            self.threshold: float = float(explicit)
-        elif operator is not None:
-            self.calibration, self.threshold = operator, float(operator["threshold"])
-        else:
-            self.threshold = self._calibrated_threshold()
-        self.store = FAQDocumentStore.from_texts(self._texts, self._vectors, [self.entry_ids[int(o)] for o in self._owners])
-        self.config_dir = config_dir
-        self.retrieval = self._load_or_build("retrieval", lambda: self._retrieval_pipeline(config_dir))
-        self.threshold = float(self.retrieval.get_component("gate").threshold)  # an edited YAML may set it
+        self._texts, self._owners, self.entry_ids = self._kb_texts()
+        self._explicit = threshold if threshold is not None else self.policy.get("threshold")
+        self._calibration_file = calibration_file
+        self._lock = threading.Lock()
         self.judge = self._load_or_build("judge", lambda: self._judge_pipeline(config_dir))
         self.web = (
             self._load_or_build("web", lambda: self._web_pipeline(config_dir))
             if web_search is not None and self.policy["web_search"] else None
         )
+        front = self.policy["prefilter_encoder"]
+        self.prefilter_encoder: str | None = (
+            encoder_name(front) if front and encoder_name(front) != self.encoder and self._explicit is None
+            and self._operator_allows_prefilter() else None)
+        self.prefilter: Pipeline | None = None
+        if self.prefilter_encoder is not None:
+            self.prefilter_index, self.prefilter_band = self._prefilter_band(self.prefilter_encoder)
+            self.prefilter = self._load_or_build("prefilter", lambda: self._prefilter_pipeline(config_dir))
+        if self.prefilter is None or self._override("retrieval") is not None:
+            self._build_gate()  # an edited retrieval YAML is checked at start-up, not at the first query
         self.build_s = time.perf_counter() - started
-        logger.info("FAQ pipeline ready: %d entries, threshold %.4f, %.2fs", len(kb), self.threshold,
-                    time.perf_counter() - started)
+        logger.info("FAQ pipeline ready: %d entries, encoder %s%s, %.2fs", len(kb), self.encoder,
+                    f" behind the {self.prefilter_encoder} prefilter (loads on the first undecided query)"
+                    if self.prefilter else f", threshold {self.threshold:.4f}", self.build_s)
+
+    #: Built with the deciding encoder's gate: on first use when a prefilter stands in front (its
+    #: weights then load only for a query the prefilter cannot decide), else at construction.
+    _GATE = frozenset({"index", "store", "threshold", "calibration", "retrieval", "_vectors"})
+
+    def __getattr__(self, name: str) -> Any:
+        if name in FAQPipeline._GATE and "_lock" in self.__dict__ and not self.__dict__.get("_building"):
+            self._build_gate()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _build_gate(self) -> None:
+        """The deciding encoder's index, threshold, document store and retrieval pipeline (once)."""
+        with self._lock:
+            if "retrieval" in self.__dict__:
+                return
+            self._building = True
+            try:
+                started = time.perf_counter()
+                self._vectors, self.index = self._indexed(get_encoder(self.encoder))
+                self.calibration: dict[str, Any] | None = None
+                operator = None if self._explicit is not None else self._operator_calibration(self._calibration_file)
+                if self._explicit is not None:
+                    self.threshold: float = float(self._explicit)
+                elif operator is not None:
+                    self.calibration, self.threshold = operator, float(operator["threshold"])
+                else:
+                    self.threshold = self._calibrated_threshold()
+                self.store = FAQDocumentStore.from_texts(self._texts, self._vectors,
+                                                         [self.entry_ids[int(o)] for o in self._owners])
+                retrieval = self._load_or_build("retrieval", lambda: self._retrieval_pipeline(self.config_dir))
+                edited = float(retrieval.get_component("gate").threshold)  # an edited YAML may set it
+                if edited != self.threshold and self.prefilter is not None:
+                    logger.info("FAQ prefilter off: the retrieval pipeline's gate sets its own threshold")
+                    self.prefilter = self.prefilter_encoder = None
+                self.threshold = edited
+                self.retrieval = retrieval
+                logger.info("FAQ answer gate ready: %s, threshold %.4f, %.2fs", self.encoder, self.threshold,
+                            time.perf_counter() - started)
+            finally:
+                self._building = False
 
     # -- construction --------------------------------------------------------------------------
-    def _cache_key(self) -> str:
-        from supportdesk.rag._minilm import get_encoder
-
-        blob = json.dumps([get_encoder().model_id, self.kb.fingerprint(), self.params.__dict__,
+    def _cache_key(self, encoder: MiniLMEncoder | None = None, *extra: Any) -> str:
+        model_id = (encoder or get_encoder(self.encoder)).model_id
+        blob = json.dumps([model_id, self.kb.fingerprint(), self.params.__dict__,
                            self.policy["calibration_negative_weight"], self.policy["calibration_target_tnr"],
-                           "risk-v3", self.max_wrong, self.policy["oos_share"], self.policy["calibration_folds"]],
-                          sort_keys=True, default=str)
+                           "risk-v3", self.max_wrong, self.policy["oos_share"], self.policy["calibration_folds"],
+                           *extra], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
-    def _build_index(self) -> None:
+    def _kb_texts(self) -> tuple[list[str], np.ndarray, list[str]]:
+        """The texts every index holds, the entry of each, and the entry ids (the escalation examples
+        as one more entry, ``ESCALATE_ID``)."""
         texts, owners = self.kb.texts()
-        self.entry_ids = self.kb.ids
+        entry_ids = self.kb.ids
         escalate = self.kb.escalate_examples
         if escalate:
             texts = [*texts, *escalate]
-            owners = np.concatenate([owners, np.full(len(escalate), len(self.entry_ids), dtype=np.int64)])
-            self.entry_ids = [*self.entry_ids, ESCALATE_ID]
-        self._texts, self._owners = texts, owners
-        self._vectors = cached_embeddings(texts, cache_dir=self.cache_dir)
+            owners = np.concatenate([owners, np.full(len(escalate), len(entry_ids), dtype=np.int64)])
+            entry_ids = [*entry_ids, ESCALATE_ID]
+        return texts, owners, entry_ids
+
+    def _indexed(self, encoder: MiniLMEncoder) -> tuple[np.ndarray, EntryIndex]:
+        """The KB's vectors under ``encoder`` and their entry index (embeddings and head cached)."""
+        vectors = cached_embeddings(self._texts, cache_dir=self.cache_dir, encoder=encoder)
         head = None
-        head_path = self.cache_dir / f"rag-head-{self._cache_key()}.npy" if self.cache_dir else None
+        head_path = self.cache_dir / f"rag-head-{self._cache_key(encoder)}.npy" if self.cache_dir else None
         if head_path is not None and head_path.exists():
             try:
                 packed = np.load(head_path)
-                if packed.shape == (self._vectors.shape[1] + 1, len(self.entry_ids)):
+                if packed.shape == (vectors.shape[1] + 1, len(self.entry_ids)):
                     head = (packed[:-1], packed[-1])
             except (OSError, ValueError) as exc:
                 logger.warning("ignoring unreadable head cache %s: %s", head_path, exc)
         if head is None and self.params.use_head:
-            head = train_linear_head(self._vectors, owners, len(self.entry_ids), self.params)
+            head = train_linear_head(vectors, self._owners, len(self.entry_ids), self.params)
             if head_path is not None:
                 try:
                     atomic_save_npy(head_path, np.vstack([head[0], head[1][None, :]]))
                 except OSError as exc:
                     logger.warning("could not write head cache %s: %s", head_path, exc)
-        self.index = EntryIndex.build(self._vectors, owners, len(self.entry_ids), self.params, head=head)
+        return vectors, EntryIndex.build(vectors, self._owners, len(self.entry_ids), self.params, head=head)
+
+    def _prefilter_band(self, name: str) -> tuple[EntryIndex, tuple[float, float]]:
+        """The cheap encoder's index and ``(floor, sure)`` band (:func:`~supportdesk.rag.scoring.prefilter_band`,
+        cached)."""
+        encoder = get_encoder(name)
+        vectors, index = self._indexed(encoder)
+        sure_wrong, miss = float(self.policy["prefilter_sure_wrong"]), float(self.policy["prefilter_miss"])
+        key = self._cache_key(encoder, "prefilter-v2", sure_wrong, miss)
+        path = self.cache_dir / f"rag-prefilter-{key}.json" if self.cache_dir else None
+        band: tuple[float, ...] | None = None
+        if path is not None and path.exists():
+            try:
+                band = tuple(float(v) for v in json.loads(path.read_text(encoding="utf-8"))["band"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                logger.warning("ignoring prefilter cache %s: %s", path, exc)
+        if band is None:
+            real = self._owners < len(self.kb)
+            band = prefilter_band(vectors[real], self._owners[real], len(self.kb), params=self.params,
+                                  folds=int(self.policy["calibration_folds"]),
+                                  escalate=vectors[~real] if (~real).any() else None, sure_wrong=sure_wrong,
+                                  miss=miss, oos_share=float(self.policy["oos_share"]))
+            if path is not None:
+                try:
+                    atomic_write_text(path, json.dumps({"band": list(band)}))
+                except OSError as exc:
+                    logger.warning("could not write prefilter cache %s: %s", path, exc)
+        logger.info("FAQ prefilter %s: answers alone from %.4f, escalates alone below %.4f", name, band[1], band[0])
+        return index, (float(band[0]), float(band[1]))
 
     def _calibrated_threshold(self) -> float:
         path = self.cache_dir / f"rag-calibration-{self._cache_key()}.json" if self.cache_dir else None
@@ -277,6 +368,23 @@ class FAQPipeline:
                 logger.warning("could not write calibration cache %s: %s", path, exc)
         return report.threshold
 
+    def _operator_allows_prefilter(self) -> bool:
+        """Whether an operator calibration of this KB (if any) is loose enough for the prefilter: its
+        ``max_wrong`` at least the prefilter's own bound, so the prefilter's answers are the stricter ones."""
+        path = self._calibration_file
+        if path is None or not Path(path).is_file():
+            return True
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if data.get("kb_fingerprint") != self.kb.fingerprint():
+                return True  # ignored at the gate (with a warning)
+            allowed = float(data["max_wrong"]) >= float(self.policy["prefilter_sure_wrong"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return True  # ignored at the gate (with a warning)
+        if not allowed:
+            logger.info("FAQ prefilter off: the operator calibration %s is stricter than its bound", path)
+        return allowed
+
     def _operator_calibration(self, path: Path | None) -> dict[str, Any] | None:
         """The operator's calibration file when it exists and was fitted on this KB (see
         :func:`supportdesk.eval.calibrate.write_calibration`), else ``None``."""
@@ -291,9 +399,7 @@ class FAQPipeline:
         if data.get("kb_fingerprint") != self.kb.fingerprint():
             logger.warning("ignoring calibration file %s: fitted on another knowledge base", path)
             return None
-        from supportdesk.rag._minilm import get_encoder
-
-        if data.get("encoder") not in (None, get_encoder().model_id):  # another encoder's scores
+        if data.get("encoder") not in (None, get_encoder(self.encoder).model_id):  # another encoder's scores
             logger.warning("ignoring calibration file %s: fitted with the encoder %s", path, data.get("encoder"))
             return None
         logger.info("answer threshold %.4f from the operator calibration %s", threshold, path)
@@ -301,14 +407,20 @@ class FAQPipeline:
 
     # Pipelines: built here from policy and config, or loaded from ``<config_dir>/pipelines/<name>.yaml``
     # (what ``supportdesk pipelines dump`` writes); components a stage reads by name must be there.
-    _REQUIRED = {"retrieval": ("embedder", "embedding_retriever", "scorer", "gate", "router"),
+    _REQUIRED = {"prefilter": ("embedder", "gate", "router"),
+                 "retrieval": ("embedder", "embedding_retriever", "scorer", "gate", "router"),
                  "judge": ("prompt", "generator", "parser", "router"),
                  "web": ("prompt", "generator", "parser", "router")}
 
-    def _load_or_build(self, name: str, build: Any) -> Pipeline:
+    def _override(self, name: str) -> Path | None:
+        """``<config_dir>/pipelines/<name>.yaml`` when the operator has one."""
         path = self.config_dir / "pipelines" / f"{name}.yaml" if self.config_dir is not None else None
+        return path if path is not None and path.is_file() else None
+
+    def _load_or_build(self, name: str, build: Any) -> Pipeline:
+        path = self._override(name)
         with bind(faq=self, model=self.model):
-            if path is None or not path.is_file():
+            if path is None:
                 return build()
             try:
                 pipe = Pipeline.loads(path.read_text(encoding="utf-8"), allowed_modules=ALLOWED_MODULES)
@@ -321,10 +433,12 @@ class FAQPipeline:
         return pipe
 
     def pipelines(self) -> dict[str, Pipeline]:
-        """Every pipeline of the stage by name (the web one even when the fallback is off), for dumping."""
+        """Every pipeline of the stage by name (the web one even when the fallback is off; the prefilter
+        when the policy has one), for dumping."""
         with bind(faq=self, model=self.model):
             web = self.web if self.web is not None else self._web_pipeline(self.config_dir)
-        return {"retrieval": self.retrieval, "judge": self.judge, "web": web}
+        front = {"prefilter": self.prefilter} if self.prefilter is not None else {}
+        return {**front, "retrieval": self.retrieval, "judge": self.judge, "web": web}
 
     def _judge_pipeline(self, config_dir: Path | None) -> Pipeline:
         return self._llm_pipeline("faq_judge", FAQAnswer, "judge", config_dir, with_search=False)
@@ -332,12 +446,26 @@ class FAQPipeline:
     def _web_pipeline(self, config_dir: Path | None) -> Pipeline:
         return self._llm_pipeline("web_answer", WebAnswer, "web", config_dir, with_search=True)
 
+    def _prefilter_pipeline(self, config_dir: Path | None) -> Pipeline:
+        # The cheap encoder's verdict; "undecided" goes on to the retrieval pipeline (see _run).
+        floor, sure = self.prefilter_band
+        pipe = Pipeline()
+        pipe.add_component("embedder", MiniLMTextEmbedder(f"sentence-transformers/{self.prefilter_encoder}"))
+        pipe.add_component("gate", PrefilterGate(floor, sure, int(self.policy["top_k"]), index=self.prefilter_index,
+                                                 entry_ids=self.entry_ids, label=str(self.prefilter_encoder)))
+        pipe.add_component("router", ConditionalRouter(_routes("prefilter", config_dir)))
+        pipe.connect("embedder.vector", "gate.query_vector")
+        pipe.connect("gate.decision", "router.decision")
+        return pipe
+
     def _retrieval_pipeline(self, config_dir: Path | None) -> Pipeline:
         # The embedding retriever shortlists texts; the scorer re-ranks their entries with the fused score.
         store = self.store
         top_k = int(self.policy["top_k"])
         pipe = Pipeline()
-        pipe.add_component("embedder", MiniLMTextEmbedder())
+        # model None: the encoder setting's (what a dumped YAML keeps following)
+        pipe.add_component("embedder", MiniLMTextEmbedder(None if self._encoder_arg is None
+                                                          else f"sentence-transformers/{self.encoder}"))
         pipe.add_component("embedding_retriever",
                            InMemoryEmbeddingRetriever(store, top_k=max(int(self.policy["retrieval_top_k"]), top_k)))
         pipe.add_component("scorer", EntryScorer(top_k=max(top_k, 5), bm25_weight=float(self.policy["bm25_weight"]),
@@ -374,7 +502,7 @@ class FAQPipeline:
     # -- running -------------------------------------------------------------------------------
     def candidates(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
         """The best FAQ entries for ``query`` and their fused scores (no gate, no LLM)."""
-        vector = cached_embeddings([query])
+        vector = get_encoder(self.encoder).encode([query])
         scores = self.index.score(vector)[0]
         order = [i for i in np.argsort(-scores) if self.entry_ids[i] != ESCALATE_ID][:top_k]
         return [(self.entry_ids[i], float(scores[i])) for i in order]
@@ -391,19 +519,25 @@ class FAQPipeline:
     def _run(self, query: str) -> RAGResult:
         # Retrieval reads the request without its directive sentences (supportdesk._guardrails).
         request = request_text(query, self.config_dir)
-        data: dict[str, Any] = {"embedder": {"text": request}}
-        if "bm25_retriever" in self.retrieval.graph.nodes:
-            data["bm25_retriever"] = {"query": request}
-        out = self.retrieval.run(data, include_outputs_from={"scorer"})
-        candidates = out["scorer"]["candidates"]
-        top = [(c["entry_id"], round(c["score"], 6)) for c in candidates if c["entry_id"] != ESCALATE_ID]
-        confidence = float(candidates[0]["score"]) if candidates else None
-        base = {"confidence": confidence, "threshold": self.threshold, "top_candidates": top}
-        routed = out["router"]
+        routed = self.prefilter.run({"embedder": {"text": request}})["router"] if self.prefilter is not None else {}
+        if routed and "undecided" not in routed:  # the prefilter decided: its score and bound
+            early = next(iter(routed.values()))
+            base = {"confidence": early["score"], "threshold": early["threshold"], "top_candidates": early["top"]}
+        else:
+            data: dict[str, Any] = {"embedder": {"text": request}}
+            if "bm25_retriever" in self.retrieval.graph.nodes:
+                data["bm25_retriever"] = {"query": request}
+            out = self.retrieval.run(data, include_outputs_from={"scorer"})
+            candidates = out["scorer"]["candidates"]
+            top = [(c["entry_id"], round(c["score"], 6)) for c in candidates if c["entry_id"] != ESCALATE_ID]
+            confidence = float(candidates[0]["score"]) if candidates else None
+            base = {"confidence": confidence, "threshold": self.threshold, "top_candidates": top}
+            routed = out["router"]
         usage: list[TokenUsage] = []
         if "answered" in routed:
             decision = routed["answered"]
-            return RAGResult(route="answered", answer=decision["answer"], faq_id=decision["entry_id"],
+            answer = decision.get("answer") or self.kb.get(decision["entry_id"]).answer  # the entry's text verbatim
+            return RAGResult(route="answered", answer=answer, faq_id=decision["entry_id"],
                              sources=[decision["entry_id"]], reason=decision["reason"], **base)
         decision = routed.get("judge") or routed.get("web") or {}
         reason = decision.get("reason", "no FAQ answer")
@@ -525,8 +659,6 @@ class FAQPipeline:
     ) -> RAGResult:
         """Code picks the web result: the one whose title and snippet are most similar to the query,
         if similar enough. The customer reads our own sentence with its link (``web_reply``), never its text."""
-        from supportdesk.rag._minilm import NAME, get_encoder
-
         texts = [f"{d.meta.get('title', '')}. {d.content}" for d in documents]
         vectors = get_encoder(NAME).encode([query, *texts])  # web_min_similarity is this model's
         similarities = vectors[1:] @ vectors[0]

@@ -43,6 +43,7 @@ __all__ = [
     "ScoringParams",
     "calibrate",
     "calibration_scores",
+    "prefilter_band",
     "risk_controlled_threshold",
     "risk_coverage",
     "train_linear_head",
@@ -50,6 +51,10 @@ __all__ = [
 
 #: Default ceiling on the estimated wrong-answer rate (answered but wrong, over answered).
 DEFAULT_MAX_WRONG = 0.10
+#: The prefilter's bounds (:func:`prefilter_band`): the small encoder answers alone at this estimated
+#: wrong-answer rate, and escalates alone below the score of this share of the KB's answerable texts.
+DEFAULT_SURE_WRONG = 0.02
+DEFAULT_MISS = 0.02
 #: Share of out-of-scope queries assumed when the wrong-answer rate is estimated on the KB itself:
 #: on real traffic half or more of what customers type matches no FAQ entry.
 DEFAULT_OOS_SHARE = 0.5
@@ -442,6 +447,39 @@ def risk_controlled_threshold(
         return float(candidates[0]) + 1e-6, 0.0, 0.0
     chosen = stop - 1  # the threshold is that score itself: the estimate holds exactly there
     return float(candidates[chosen]), float(rate[chosen]), float(coverage[chosen])
+
+
+def prefilter_band(
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    n_entries: int,
+    *,
+    params: ScoringParams = ScoringParams(),
+    folds: int = 5,
+    escalate: np.ndarray | None = None,
+    sure_wrong: float = DEFAULT_SURE_WRONG,
+    miss: float = DEFAULT_MISS,
+    oos_share: float = DEFAULT_OOS_SHARE,
+) -> tuple[float, float]:
+    """``(floor, sure)``: where a cheap encoder may decide alone in front of a stronger one.
+
+    Both come from the same cross-fit as :func:`calibrate`, on the cheap encoder's vectors. ``sure``
+    is its risk-controlled threshold at ``sure_wrong`` (a much stricter bound than the answer gate's):
+    a query scoring at least that is answered from its top entry. ``floor`` is the ``miss`` quantile of
+    the held-out answerable texts' scores (those not closest to an escalation example): below it a
+    query escalates without the stronger encoder, which then misses about ``miss`` of the answerable
+    queries. A query closest to an escalation example escalates too (the operator's examples say it
+    needs a person). Between the two, the stronger encoder's gate decides. A KB with one text per
+    entry has no answerable texts to hold out: its floor is ``-inf`` (every undecided query goes on).
+    """
+    scores = calibration_scores(vectors, owners, n_entries, params=params, folds=folds, escalate=escalate)
+    sure, _, _ = risk_controlled_threshold(
+        scores.positives, scores.positives_right, scores.held_out_entries, max_wrong=sure_wrong,
+        oos_share=oos_share, escalate_neg=scores.escalate_held_out, pos_groups=scores.positives_entry,
+        neg_groups=scores.held_out_entry)
+    finite = scores.positives[np.isfinite(scores.positives)]
+    floor = float(np.quantile(finite, miss, method="lower")) if finite.size else float("-inf")
+    return min(floor, sure), sure
 
 
 def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

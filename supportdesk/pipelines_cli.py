@@ -1,7 +1,7 @@
 """``supportdesk pipelines dump [--out DIR]``: the FAQ stage's Haystack pipelines as editable YAML.
 
-The YAML is ``Pipeline.dumps()`` of the pipelines the current settings build (``retrieval``,
-``judge``, ``web``). It holds configuration only (components, their parameters, prompts, routes,
+The YAML is ``Pipeline.dumps()`` of the pipelines the current settings build (``prefilter`` under a
+policy with a ``prefilter_encoder``, ``retrieval``, ``judge``, ``web``). It holds configuration only (components, their parameters, prompts, routes,
 connections); the FAQ's documents, its index and the chat model are never in it: loading rebuilds
 them from settings. Put an edited file in ``$SUPPORTDESK_CONFIG_DIR/pipelines/<name>.yaml`` and the
 FAQ stage loads it instead of building that pipeline in code::
@@ -24,7 +24,7 @@ def add_pipelines_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``supportdesk pipelines dump``."""
     pipelines = sub.add_parser("pipelines", help="dump the FAQ stage's Haystack pipelines as YAML")
     actions = pipelines.add_subparsers(dest="pipelines_command", required=True)
-    dump = actions.add_parser("dump", help="write retrieval.yaml, judge.yaml and web.yaml")
+    dump = actions.add_parser("dump", help="write prefilter.yaml, retrieval.yaml, judge.yaml and web.yaml")
     dump.add_argument("--out", type=Path, help="folder to write them to (default: print them to stdout)")
 
 
@@ -43,7 +43,9 @@ def dump_pipelines(settings: object | None = None) -> dict[str, str]:
     for name, pipe in faq.pipelines().items():
         data = pipe.to_dict()
         gate = data["components"].get("gate")
-        if gate is not None and faq.policy.get("threshold") is None:
+        if name == "prefilter":
+            gate["init_parameters"].update(floor=None, sure=None)  # null: the FAQ's band when loaded
+        elif gate is not None and faq.policy.get("threshold") is None:
             gate["init_parameters"]["threshold"] = None  # null: calibrated on the FAQ when loaded
         out[name] = _HEADER.format(name=name) + YamlMarshaller().marshal(data)
     return out
@@ -52,8 +54,8 @@ def dump_pipelines(settings: object | None = None) -> dict[str, str]:
 _HEADER = """\
 # The FAQ stage's {name} pipeline (Haystack Pipeline.dumps), written by `supportdesk pipelines dump`.
 # Edit and save as $SUPPORTDESK_CONFIG_DIR/pipelines/{name}.yaml to use it. Not in this file: the
-# FAQ's documents and index, the chat model (rebuilt from settings when loaded). A gate threshold of
-# null means the threshold calibrated on the current FAQ.
+# FAQ's documents and index, the chat model (rebuilt from settings when loaded). A gate threshold (or
+# a prefilter floor or sure bound) of null means the one calibrated on the current FAQ.
 """
 
 

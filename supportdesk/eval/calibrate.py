@@ -220,7 +220,7 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     out = args.out or settings.resolved_calibration_file
     payload = {
         "version": CALIBRATION_VERSION, "kb_fingerprint": pipeline.kb.fingerprint(), "kb_source": pipeline.kb.source,
-        "encoder": get_encoder().model_id, "threshold": threshold, "max_wrong": max_wrong,
+        "encoder": get_encoder(pipeline.encoder).model_id, "threshold": threshold, "max_wrong": max_wrong,
         "cases": str(args.cases), "n_cases": len(cases), "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "before": fit.before.as_dict(), "after": fit.after.as_dict(),
         "after_cross_validated": None if fit.after_cv is None else {k: v for k, v in fit.after_cv.as_dict().items()
@@ -242,7 +242,9 @@ def _pipeline(settings: Any, kb_path: Path | None, examples: Path | None, max_wr
     from supportdesk.rag.pipeline import FAQPipeline, load_rag_policy
 
     policy = load_rag_policy(settings.decision_policy or "embedded", settings.config_dir)
-    policy = {**policy, "answer_decided_by": "code"}  # the threshold is code's decision
+    # The threshold is code's decision, on the gate encoder's score: every case goes to the gate (the
+    # prefilter, which decides only what its own stricter bounds allow, stays in front at run time).
+    policy = {**policy, "answer_decided_by": "code", "prefilter_encoder": None}
     if kb_path is None:
         from supportdesk._guardrails import screened_knowledge_base
         from supportdesk.rag.knowledge_base import KnowledgeBase

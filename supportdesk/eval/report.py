@@ -53,6 +53,8 @@ def format_table(report: EvalReport) -> str:
         header += f" (stratified sample, limit {report.settings['limit']}, seed {report.settings.get('seed')})"
     if report.settings.get("encoder"):
         header += f", encoder {report.settings['encoder']}"
+    if report.settings.get("prefilter"):
+        header += f" behind the {report.settings['prefilter']['encoder']} prefilter"
     rows = [(m.name, format_value(m), f"{m.n:,}", m.description) for m in metrics.values]
     widths = [max(len(row[i]) for row in [("metric", "value", "n", ""), *rows]) for i in range(3)]
     lines = [header, "", f"{'metric':<{widths[0]}}  {'value':>{widths[1]}}  {'n':>{widths[2]}}  description"]

@@ -294,7 +294,12 @@ def build_stage(stage: str, *, kb: Path | str | None = None, examples: Path | st
         from supportdesk.rag._minilm import get_encoder
 
         pipeline = _rag_pipeline(kb, settings, model, factory.kind, escalate)
-        return BuiltStage(rag_predictor(pipeline), {"threshold": pipeline.threshold, "encoder": get_encoder().model_id,
+        front = pipeline.prefilter_encoder
+        return BuiltStage(rag_predictor(pipeline), {"threshold": pipeline.threshold,
+                                                    "encoder": get_encoder(pipeline.encoder).model_id,
+                                                    "prefilter": front and {"encoder": front,
+                                                                            "floor": pipeline.prefilter_band[0],
+                                                                            "sure": pipeline.prefilter_band[1]},
                                                     "calibration": pipeline.calibration,
                                                     "escalate_examples": len(escalate)})
     if stage != "flow":

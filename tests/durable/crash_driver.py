@@ -207,7 +207,7 @@ def _preload() -> None:
         import psycopg  # noqa: F401
     with contextlib.suppress(ImportError):
         import crewai.memory.storage.lancedb_storage  # noqa: F401  (CrewAI imports it in every flow)
-    get_encoder()  # the MiniLM weights: plain NumPy arrays, shared copy-on-write by the children
+    get_encoder("all-MiniLM-L6-v2")  # the prefilter's weights: NumPy arrays, shared copy-on-write by the children
 
 
 def _child(request: dict[str, Any], out_path: str, err_path: str) -> None:

@@ -100,7 +100,7 @@ def test_calibration_fitted_with_another_encoder_is_ignored(tmp_path):
 
     kb = _load_kb(_kb(tmp_path))
     out = tmp_path / "calibration.json"
-    for encoder, applied in (("sentence-transformers/all-mpnet-base-v2@78c0197b6159d926", False),
+    for encoder, applied in (("sentence-transformers/all-MiniLM-L6-v2@78c0197b6159d926", False),
                              (get_encoder().model_id, True)):
         out.write_text(json.dumps({"threshold": 0.99, "kb_fingerprint": kb.fingerprint(), "encoder": encoder}),
                        encoding="utf-8")

