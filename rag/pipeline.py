@@ -236,7 +236,8 @@ class FAQPipeline:
     _GATE = frozenset({"index", "store", "threshold", "calibration", "retrieval", "_vectors"})
 
     def __getattr__(self, name: str) -> Any:
-        if name in FAQPipeline._GATE and "_lock" in self.__dict__ and not self.__dict__.get("_building"):
+        # Another thread waits for the build; the building thread itself reads only what it has set.
+        if name in FAQPipeline._GATE and "_lock" in self.__dict__ and self.__dict__.get("_builder") != threading.get_ident():
             self._build_gate()
             return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -246,7 +247,7 @@ class FAQPipeline:
         with self._lock:
             if "retrieval" in self.__dict__:
                 return
-            self._building = True
+            self._builder = threading.get_ident()
             try:
                 started = time.perf_counter()
                 self._vectors, self.index = self._indexed(get_encoder(self.encoder))
@@ -270,7 +271,7 @@ class FAQPipeline:
                 logger.info("FAQ answer gate ready: %s, threshold %.4f, %.2fs", self.encoder, self.threshold,
                             time.perf_counter() - started)
             finally:
-                self._building = False
+                self._builder = None
 
     # -- construction --------------------------------------------------------------------------
     def _cache_key(self, encoder: MiniLMEncoder | None = None, *extra: Any) -> str:

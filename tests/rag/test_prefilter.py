@@ -128,3 +128,19 @@ def test_the_prefilter_pipeline_round_trips_and_a_null_bound_takes_the_calibrate
     assert (gate.floor, gate.sure) == (floor, sure)
     query = "how do I get a pdf of my notes"
     assert loaded.run({"embedder": {"text": query}}) == cascade.prefilter.run({"embedder": {"text": query}})
+
+
+def test_concurrent_first_undecided_queries_build_the_gate_once(rag_home):
+    """Two threads reaching the gate at once both get its decision; it is built once (the second waits)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    faq = FAQPipeline(KnowledgeBase.from_config(), ScriptedModel([]), None, load_rag_policy("embedded"),
+                      cache_dir=rag_home / "cache", encoder=MPNET_NAME)
+    built = []
+    original = faq._indexed
+    faq._indexed = lambda encoder: built.append(encoder) or original(encoder)
+    queries = ["can my whole team see a shared page", "do you keep copies of deleted things"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(faq.run, queries))
+    assert all(r.threshold == pytest.approx(faq.threshold) for r in results)
+    assert len(built) == 1
