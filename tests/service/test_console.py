@@ -46,23 +46,30 @@ def shots(tmp_path) -> Path:
     return folder
 
 
+def _wait(browser, predicate, timeout: float = 60):
+    """Wait for a page condition; a page that is replaced while it is read (a form's redirect) is read again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ignored = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(browser, timeout, ignored_exceptions=ignored).until(predicate)
+
+
 def _login(browser, url: str, token: str) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(f"{url}/console")
     assert browser.current_url.endswith("/console/login")
-    from selenium.webdriver.support.ui import WebDriverWait
-
     old = browser.find_element(By.ID, "key")
     old.send_keys(token)
     browser.find_element(By.ID, "login").click()
-    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "runs") or d.find_elements(By.CSS_SELECTOR, ".error"))
+    _wait(browser, lambda d: d.find_elements(By.ID, "runs") or d.find_elements(By.CSS_SELECTOR, ".error"))
 
 
 def test_console_lists_runs_filters_and_shows_a_runs_audit_trail(live_server, browser, shots):
     """Log in with a key, see the tenant's runs, filter by status, open one: state and audit trail render."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     server, live = live_server
     _, token = live.keys.create("console", "runs:read,runs:write,approvals:write")
@@ -83,12 +90,12 @@ def test_console_lists_runs_filters_and_shows_a_runs_audit_trail(live_server, br
 
     Select(browser.find_element(By.ID, "status")).select_by_value("completed")
     browser.find_element(By.CSS_SELECTOR, "#filters button").click()
-    WebDriverWait(browser, 30).until(lambda d: "status=completed" in d.current_url)
+    _wait(browser, lambda d: "status=completed" in d.current_url, timeout=30)
     rows = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
     assert rows and all("completed" in r.text for r in rows)
 
     browser.find_element(By.LINK_TEXT, "console-faq-1").click()
-    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "audit"))
+    _wait(browser, lambda d: d.find_elements(By.ID, "audit"))
     assert "Run console-faq-1" in browser.find_element(By.TAG_NAME, "h1").text
     assert "faq_answered" in browser.find_element(By.ID, "state").text
     audit = browser.find_element(By.ID, "audit").text
@@ -119,7 +126,6 @@ def test_console_refuses_a_bad_key_and_hides_other_tenants_runs(live_server, bro
 def test_console_approves_with_an_edit_and_rejects(approval_live, browser, shots):
     """The approvals queue in the browser: edit the title and approve one run, reject another with a note."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from supportdesk.service.app import create_app
     from tests.service.conftest import DOUBLE_CHARGE, LiveServer
@@ -143,13 +149,13 @@ def test_console_approves_with_an_edit_and_rejects(approval_live, browser, shots
         title.clear()
         title.send_keys("Refund one of two November charges")
         card.find_element(By.CSS_SELECTOR, "button.approve").click()
-        WebDriverWait(browser, 60).until(lambda d: "Approved web-approve" in d.find_element(By.TAG_NAME, "main").text)
+        _wait(browser, lambda d: "Approved web-approve" in d.find_element(By.TAG_NAME, "main").text)
         assert "with edits to title" in browser.find_element(By.CSS_SELECTOR, ".notice").text
 
         card = browser.find_element(By.ID, "run-web-reject")
         card.find_element(By.NAME, "note").send_keys("Customer already refunded by phone")
         card.find_element(By.CSS_SELECTOR, "button.reject").click()
-        WebDriverWait(browser, 60).until(lambda d: "Rejected web-reject" in d.find_element(By.TAG_NAME, "main").text)
+        _wait(browser, lambda d: "Rejected web-reject" in d.find_element(By.TAG_NAME, "main").text)
         browser.save_screenshot(str(shots / "console-approvals-decided.png"))
 
     approved = api.wait_final(headers, "web-approve", timeout=120)
