@@ -1,7 +1,7 @@
 """Each encoder's answer gate alone, and the shipped cascade of the two, on the public sets (issue 8).
 
     python benchmarks/encoder_cascade.py DATA [--split validation|test] [--limit 400] [--seed 7]
-                                         [--sure 0.02] [--miss 0.02]
+                                         [--sure 0.02] [--miss 0.01]
 
 ``DATA`` is as for ``benchmarks/gate_variants.py`` (the files of ``supportdesk eval-data``). For each
 set it prints full accuracy / wrong-answer rate / coverage of:
@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gate_variants import SETS, Data, arguments  # noqa: E402
 
 from supportdesk.rag._minilm import MPNET_NAME, NAME, get_encoder  # noqa: E402
-from supportdesk.rag.scoring import prefilter_band  # noqa: E402
+from supportdesk.rag.scoring import DEFAULT_MISS, DEFAULT_SURE_WRONG, prefilter_band  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__)
-    parser.add_argument("--sure", type=float, default=0.02, help="MiniLM's bound where it answers alone")
-    parser.add_argument("--miss", type=float, default=0.02, help="share of answerable texts below MiniLM's floor")
+    parser.add_argument("--sure", type=float, default=DEFAULT_SURE_WRONG, help="MiniLM's bound where it answers alone")
+    parser.add_argument("--miss", type=float, default=DEFAULT_MISS, help="share of answerable texts below MiniLM's floor")
     args = parser.parse_args(argv)
     small, large = get_encoder(NAME), get_encoder(MPNET_NAME)
     print(f"{args.split}, stratified {args.limit}, seed {args.seed}: full accuracy / wrong-answer / coverage")

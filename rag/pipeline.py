@@ -101,10 +101,11 @@ DEFAULT_POLICY: dict[str, Any] = {
     "calibration_target_tnr": None,
     "max_wrong_answer_rate": None,
     "oos_share": 0.5,
+    "calibration_proxy_topics": 10,
     "calibration_folds": 5,
     "prefilter_encoder": None,
     "prefilter_sure_wrong": 0.02,
-    "prefilter_miss": 0.02,
+    "prefilter_miss": 0.01,
     "top_k": 5,
     "retrieval_top_k": 50,
     "web_search": True,
@@ -278,7 +279,8 @@ class FAQPipeline:
         model_id = (encoder or get_encoder(self.encoder)).model_id
         blob = json.dumps([model_id, self.kb.fingerprint(), self.params.__dict__,
                            self.policy["calibration_negative_weight"], self.policy["calibration_target_tnr"],
-                           "risk-v3", self.max_wrong, self.policy["oos_share"], self.policy["calibration_folds"],
+                           "risk-v4", self.max_wrong, self.policy["oos_share"], self.policy["calibration_folds"],
+                           self.policy["calibration_proxy_topics"],
                            *extra], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -321,7 +323,7 @@ class FAQPipeline:
         encoder = get_encoder(name)
         vectors, index = self._indexed(encoder)
         sure_wrong, miss = float(self.policy["prefilter_sure_wrong"]), float(self.policy["prefilter_miss"])
-        key = self._cache_key(encoder, "prefilter-v2", sure_wrong, miss)
+        key = self._cache_key(encoder, "prefilter-v3", sure_wrong, miss)
         path = self.cache_dir / f"rag-prefilter-{key}.json" if self.cache_dir else None
         band: tuple[float, ...] | None = None
         if path is not None and path.exists():
@@ -360,6 +362,7 @@ class FAQPipeline:
                            target_tnr=None if target is None else float(target),
                            max_wrong=self.max_wrong if target is None else None,
                            oos_share=float(self.policy["oos_share"]), escalate=escalate,
+                           proxy_topics=float(self.policy["calibration_proxy_topics"]),
                            folds=int(self.policy["calibration_folds"]))
         self.calibration = dict(report.__dict__)
         if path is not None:

@@ -8,9 +8,10 @@ score reaches ``sure`` is answered from its top entry, one below ``floor`` (or c
 escalation example) has no FAQ answer (web fallback, else escalation), and only the queries in between
 go on to the retrieval pipeline, whose encoder loads on the first such query. Both bounds come from the
 KB's own cross-fit (:func:`supportdesk.rag.scoring.prefilter_band`): ``sure`` keeps MiniLM's estimated
-wrong-answer rate at 0.02, ``floor`` lies under 98% of the KB's held-out answerable texts. Measured
-(``benchmarks/encoder_cascade.py``, ``supportdesk/eval/README.md`` "Sixth pass"): within 0.01 full
-accuracy of the larger encoder alone on every public set. Usage::
+wrong-answer rate at 0.02 against each sample of out-of-scope traffic alone, ``floor`` lies under 99% of
+the KB's held-out answerable texts. Measured (``benchmarks/encoder_cascade.py``,
+``supportdesk/eval/README.md`` "Sixth pass", "Seventh pass"): within 0.005 full accuracy of the larger
+encoder alone on every public set and split. Usage::
 
     gate = PrefilterGate(floor=0.42, sure=0.81, index=index, entry_ids=entry_ids)
     gate.run(query_vector=vector)["decision"]

@@ -15,7 +15,9 @@ texts of known entries are positives, texts of held-out entries are negatives (t
 plausible questions the KB cannot answer). The default threshold is **risk-controlled** (``max_wrong``, what both policies use): the lowest
 threshold whose estimated wrong-answer rate (answered but wrong, over answered) stays at or below
 ``max_wrong`` on a mix of ``1 - oos_share`` held-out texts (wrong when their top entry is another
-one) and ``oos_share`` texts of held-out entries (always wrong when answered), see
+one) and ``oos_share`` out-of-scope texts (always wrong when answered): texts of held-out entries
+and, when the KB has escalation examples, held-out examples, weighted by how many distinct topics
+the examples cover (:func:`example_topics`, :func:`near_share_for`); see
 :func:`risk_controlled_threshold`. Older rules remain: the lowest threshold that escalates a target
 share of the negatives (``target_tnr``) or the maximum of ``TPR + w * TNR``.
 No test data is ever used.
@@ -43,6 +45,8 @@ __all__ = [
     "ScoringParams",
     "calibrate",
     "calibration_scores",
+    "example_topics",
+    "near_share_for",
     "prefilter_band",
     "risk_controlled_threshold",
     "risk_coverage",
@@ -54,10 +58,16 @@ DEFAULT_MAX_WRONG = 0.10
 #: The prefilter's bounds (:func:`prefilter_band`): the small encoder answers alone at this estimated
 #: wrong-answer rate, and escalates alone below the score of this share of the KB's answerable texts.
 DEFAULT_SURE_WRONG = 0.02
-DEFAULT_MISS = 0.02
+DEFAULT_MISS = 0.01
 #: Share of out-of-scope queries assumed when the wrong-answer rate is estimated on the KB itself:
 #: on real traffic half or more of what customers type matches no FAQ entry.
 DEFAULT_OOS_SHARE = 0.5
+#: Escalation examples needed before they count in the estimate at all.
+MIN_ESCALATE_EXAMPLES = 10
+#: The weight of the held-out entries (the proxy for out-of-scope traffic), counted in topics of
+#: escalation examples: with ``n`` topics the proxy carries ``PROXY_TOPICS / (PROXY_TOPICS + n)`` of
+#: the out-of-scope mass (:func:`near_share_for`).
+DEFAULT_PROXY_TOPICS = 10
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +243,45 @@ class CalibrationScores:
     positives_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     held_out_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     escalate_held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    escalate_topic: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _topic_scale(vectors: np.ndarray, owners: np.ndarray, per_entry: int = 50) -> float:
+    """The median, over entries with two texts or more, of the median cosine between two texts of one
+    entry (at most ``per_entry`` texts each): how alike two wordings of one topic are in this KB."""
+    typical = []
+    for e in np.unique(owners):
+        rows = np.flatnonzero(owners == e)[:per_entry]
+        if rows.size >= 2:
+            sims = vectors[rows] @ vectors[rows].T
+            typical.append(float(np.median(sims[np.triu_indices(rows.size, 1)])))
+    return float(np.median(typical)) if typical else 1.0
+
+
+def example_topics(examples: np.ndarray, vectors: np.ndarray, owners: np.ndarray, *,
+                   max_examples: int = 4000) -> np.ndarray:
+    """A topic label per escalation example: the connected groups of examples at least as alike as two
+    texts of one typical KB entry (:func:`_topic_scale`; single linkage, on unit vectors).
+
+    A hundred wordings of three requests are three samples of out-of-scope traffic, not a hundred: the
+    estimate counts and resamples topics (as it resamples entries, not texts). Past ``max_examples``
+    the rest each count as their own topic (no quadratic matrix for huge example sets).
+    """
+    n = len(examples)
+    labels = np.arange(n, dtype=np.int64)
+    m = min(n, max_examples)
+    if m < 2:
+        return labels
+    linked = (examples[:m] @ examples[:m].T) >= _topic_scale(vectors, np.asarray(owners))
+    head = labels[:m]
+    while True:  # label propagation: every example takes the smallest label among its neighbours
+        spread = np.where(linked, head[None, :], m).min(axis=1)
+        if np.array_equal(spread, head):
+            break
+        head = spread
+    labels[:m] = np.unique(head, return_inverse=True)[1]
+    labels[m:] = np.arange(labels[:m].max() + 1, labels[:m].max() + 1 + n - m)
+    return labels
 
 
 def _threshold_at_tnr(pos: np.ndarray, neg: np.ndarray, target_tnr: float) -> tuple[float, float, float, float]:
@@ -272,7 +321,8 @@ def calibration_scores(
     its own), a text of a held-out entry a negative. ``extra_negatives`` (vectors of queries that must escalate,
     e.g. the KB's escalation examples) are scored by every fold's index; their scores come third.
     ``escalate`` (vectors of the KB's escalation examples) joins every fold's index as one more
-    entry, as at run time: a held-out text whose top entry is that one escalates (score ``-inf``).
+    entry, as at run time: a held-out text whose top entry is that one escalates (score ``-inf``); a
+    held-out example's score comes with its topic (:func:`example_topics`).
     """
     owners = np.asarray(owners, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -295,7 +345,9 @@ def calibration_scores(
     neg_entry: list[np.ndarray] = []
     extra_scores: list[np.ndarray] = []
     esc_scores: list[np.ndarray] = []
+    esc_topics: list[np.ndarray] = []
     n_esc = 0 if escalate is None else len(escalate)
+    topics = example_topics(escalate, vectors, owners) if n_esc else np.zeros(0, dtype=np.int64)
     esc_fold = rng.permutation(n_esc) % folds if n_esc >= folds else np.full(n_esc, -1)
     for f in range(folds):
         held_entry = entry_fold[owners] == f
@@ -331,6 +383,7 @@ def calibration_scores(
             neg_entry.append(owners[neg_rows])
         if n_esc and (esc_fold == f).any():
             esc_scores.append(top(escalate[esc_fold == f])[0])
+            esc_topics.append(topics[esc_fold == f])
         if extra_negatives is not None and len(extra_negatives):
             extra_scores.append(index.score(extra_negatives).max(axis=1))
     if not neg_scores:
@@ -339,7 +392,8 @@ def calibration_scores(
     cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
     return CalibrationScores(cat(pos_scores, np.float32), cat(pos_right, bool), np.concatenate(neg_scores),
                              cat(extra_scores, np.float32) if extra_scores else empty,
-                             cat(pos_entry, np.int64), cat(neg_entry, np.int64), cat(esc_scores, np.float32))
+                             cat(pos_entry, np.int64), cat(neg_entry, np.int64), cat(esc_scores, np.float32),
+                             cat(esc_topics, np.int64))
 
 
 def _mixture_rates(pos_at: np.ndarray, pos_right: np.ndarray, neg_at: np.ndarray, esc_at: np.ndarray,
@@ -370,6 +424,31 @@ def _mixture_rates(pos_at: np.ndarray, pos_right: np.ndarray, neg_at: np.ndarray
     return rate, coverage, count
 
 
+def _group_resamples(rng: np.random.Generator, n_boot: int, groups: np.ndarray) -> np.ndarray:
+    """``(n_boot, len(groups))`` bootstrap weights that resample whole groups: each row draws as many
+    groups as there are, with replacement, and every sample weighs as often as its group was drawn."""
+    ids, group_of = np.unique(groups, return_inverse=True)
+    drawn = np.zeros((n_boot, ids.size))
+    np.add.at(drawn, (np.arange(n_boot)[:, None], rng.integers(0, ids.size, size=(n_boot, ids.size))), 1.0)
+    return drawn[:, group_of]
+
+
+def near_share_for(n_topics: int, proxy_topics: float = DEFAULT_PROXY_TOPICS) -> float:
+    """The share of the out-of-scope mass the held-out entries carry beside escalation examples of
+    ``n_topics`` topics (:func:`example_topics`): ``proxy_topics / (proxy_topics + n_topics)``.
+
+    The held-out entries stand in for out-of-scope traffic; the escalation examples are a sample of
+    it that the operator collected. The more distinct requests they cover, the more the estimate
+    follows them, as a prior worth ``proxy_topics`` topics gives way to data: examples of 10 topics
+    weigh as much as the proxy (0.5), of 90 topics 90% of the mass, while many wordings of a few
+    requests stay a small sample. The bootstrap bound resamples the topics, so few topics also widen
+    the bound.
+    """
+    if n_topics <= 0:
+        return 1.0
+    return proxy_topics / (proxy_topics + n_topics)
+
+
 def risk_controlled_threshold(
     pos: np.ndarray,
     pos_right: np.ndarray,
@@ -379,7 +458,9 @@ def risk_controlled_threshold(
     oos_share: float = DEFAULT_OOS_SHARE,
     min_answered: int = 20,
     escalate_neg: np.ndarray | None = None,
-    near_share: float = 0.5,
+    near_share: float | None = None,
+    escalate_groups: np.ndarray | None = None,
+    proxy_topics: float = DEFAULT_PROXY_TOPICS,
     pos_groups: np.ndarray | None = None,
     neg_groups: np.ndarray | None = None,
     confidence: float | None = 0.9,
@@ -393,12 +474,15 @@ def risk_controlled_threshold(
     ``wrong(t) = (1 - s) * P(pos >= t and its top entry is wrong) + s * P(oos >= t)``, divided by
     ``coverage(t) = (1 - s) * P(pos >= t) + s * P(oos >= t)``. The out-of-scope scores are the texts
     of held-out entries (``neg``, near out-of-scope: topics next to the KB's); when the KB has at
-    least 10 escalation examples (``escalate_neg``: their held-out scores, the operator's own examples
-    of traffic to escalate), they make up ``1 - near_share`` of the out-of-scope mass.
+    least :data:`MIN_ESCALATE_EXAMPLES` escalation examples (``escalate_neg``: their held-out scores,
+    the operator's own examples of traffic to escalate), they make up ``1 - near_share`` of the
+    out-of-scope mass (None: :func:`near_share_for` the number of their topics, ``escalate_groups``:
+    each example's topic, by default its own, with ``proxy_topics``).
 
     With ``confidence`` the rate is its one-sided upper bound: the ``confidence`` quantile over
     ``n_boot`` bootstrap resamples of the *entries* (``pos_groups``/``neg_groups``: the entry of each
-    score; texts of one entry are not independent, so a KB of 14 entries is 14 samples, not 300).
+    score; texts of one entry are not independent, so a KB of 14 entries is 14 samples, not 300), and
+    of the escalation examples' topics.
     Small KBs thus get a more cautious threshold than large ones. Going down from the highest score,
     the threshold stops before the first point (with at least ``min_answered`` samples answered) whose
     rate exceeds ``max_wrong``. Without positives (one text per entry) in-scope queries are assumed
@@ -413,8 +497,11 @@ def risk_controlled_threshold(
     neg = np.asarray(neg, dtype=np.float64)
     pos_right = np.asarray(pos_right, dtype=bool)
     esc = np.asarray(escalate_neg if escalate_neg is not None else [], dtype=np.float64)
-    if esc.size < 10:
-        esc = np.zeros(0)
+    eg = np.asarray(escalate_groups if escalate_groups is not None else np.arange(esc.size), dtype=np.int64)
+    if esc.size < MIN_ESCALATE_EXAMPLES:
+        esc, eg = np.zeros(0), np.zeros(0, dtype=np.int64)
+    if near_share is None:
+        near_share = near_share_for(np.unique(eg).size, proxy_topics)
     finite = np.concatenate([pos[np.isfinite(pos)], neg[np.isfinite(neg)], esc[np.isfinite(esc)]])
     if not finite.size:
         raise ValueError("calibration needs scores")
@@ -432,13 +519,9 @@ def risk_controlled_threshold(
         rng = np.random.default_rng(seed)
         pg = np.asarray(pos_groups if pos_groups is not None else np.arange(pos.size), dtype=np.int64)
         ng = np.asarray(neg_groups if neg_groups is not None else pos.size + np.arange(neg.size), dtype=np.int64)
-        groups, inverse = np.unique(np.concatenate([pg, ng]), return_inverse=True)
-        picks = rng.integers(0, groups.size, size=(n_boot, groups.size))
-        multiplicity = np.zeros((n_boot, groups.size))
-        np.add.at(multiplicity, (np.arange(n_boot)[:, None], picks), 1.0)
-        w_pos, w_neg = multiplicity[:, inverse[: pos.size]], multiplicity[:, inverse[pos.size:]]
-        w_esc = rng.multinomial(esc.size, np.full(esc.size, 1 / esc.size), size=n_boot).astype(float) \
-            if esc.size else np.ones((n_boot, 0))
+        weights = _group_resamples(rng, n_boot, np.concatenate([pg, ng]))
+        w_pos, w_neg = weights[:, : pos.size], weights[:, pos.size:]
+        w_esc = _group_resamples(rng, n_boot, eg) if esc.size else np.ones((n_boot, 0))
         boot, _, _ = _mixture_rates(pos_at, pos_right, neg_at, esc_at, w_pos, w_neg, w_esc, oos_share, near_share)
         bound = np.quantile(boot, confidence, axis=0)
     violated = np.flatnonzero((bound > max_wrong) & (count >= min_answered))
@@ -464,8 +547,12 @@ def prefilter_band(
     """``(floor, sure)``: where a cheap encoder may decide alone in front of a stronger one.
 
     Both come from the same cross-fit as :func:`calibrate`, on the cheap encoder's vectors. ``sure``
-    is its risk-controlled threshold at ``sure_wrong`` (a much stricter bound than the answer gate's):
-    a query scoring at least that is answered from its top entry. ``floor`` is the ``miss`` quantile of
+    is its risk-controlled threshold at ``sure_wrong`` (a much stricter bound than the answer gate's)
+    against each sample of out-of-scope traffic on its own, the held-out entries and (when the KB has
+    :data:`MIN_ESCALATE_EXAMPLES` or more) the escalation examples, and the higher of the two: a query
+    the cheap encoder answers alone must be safe whichever sample the real traffic resembles, so the
+    mixture the answer gate uses (:func:`near_share_for`) does not lower it. A query scoring at least
+    that is answered from its top entry. ``floor`` is the ``miss`` quantile of
     the held-out answerable texts' scores (those not closest to an escalation example): below it a
     query escalates without the stronger encoder, which then misses about ``miss`` of the answerable
     queries. A query closest to an escalation example escalates too (the operator's examples say it
@@ -473,10 +560,13 @@ def prefilter_band(
     entry has no answerable texts to hold out: its floor is ``-inf`` (every undecided query goes on).
     """
     scores = calibration_scores(vectors, owners, n_entries, params=params, folds=folds, escalate=escalate)
-    sure, _, _ = risk_controlled_threshold(
-        scores.positives, scores.positives_right, scores.held_out_entries, max_wrong=sure_wrong,
-        oos_share=oos_share, escalate_neg=scores.escalate_held_out, pos_groups=scores.positives_entry,
-        neg_groups=scores.held_out_entry)
+    has_examples = scores.escalate_held_out.size >= MIN_ESCALATE_EXAMPLES
+    sure = max(
+        risk_controlled_threshold(
+            scores.positives, scores.positives_right, scores.held_out_entries, max_wrong=sure_wrong,
+            oos_share=oos_share, escalate_neg=scores.escalate_held_out, escalate_groups=scores.escalate_topic,
+            near_share=near_share, pos_groups=scores.positives_entry, neg_groups=scores.held_out_entry)[0]
+        for near_share in ((1.0, 0.0) if has_examples else (1.0,)))
     finite = scores.positives[np.isfinite(scores.positives)]
     floor = float(np.quantile(finite, miss, method="lower")) if finite.size else float("-inf")
     return min(floor, sure), sure
@@ -519,14 +609,15 @@ def calibrate(
     escalate: np.ndarray | None = None,
     seed: int = 0,
     confidence: float | None = 0.9,
-    near_share: float = 0.5,
+    near_share: float | None = None,
+    proxy_topics: float = DEFAULT_PROXY_TOPICS,
 ) -> CalibrationReport:
     """Calibrate the answer threshold on the KB itself (cross-fitted).
 
     With ``max_wrong`` (the default policies set it) the threshold is risk-controlled
     (:func:`risk_controlled_threshold` with ``oos_share``); ``escalate``: the KB's escalation
-    examples, an extra entry of every fold's index as at run time; ``confidence`` and ``near_share``
-    go to :func:`risk_controlled_threshold` (the defaults are what ships; ``benchmarks/gate_variants.py``
+    examples, an extra entry of every fold's index as at run time; ``confidence``, ``near_share`` and
+    ``proxy_topics`` go to :func:`risk_controlled_threshold` (the defaults are what ships; ``benchmarks/gate_variants.py``
     measures others). Otherwise ``target_tnr`` or the class-balanced objective below decides.
 
     :param vectors: the KB's text embeddings; ``owners[i]`` is the entry of row ``i``.
@@ -550,14 +641,20 @@ def calibrate(
         # and the bound resamples entries (texts of one entry are not independent).
         threshold, rate, coverage = risk_controlled_threshold(
             pos, scores.positives_right, neg, max_wrong=float(max_wrong), oos_share=float(oos_share),
-            escalate_neg=scores.escalate_held_out, pos_groups=scores.positives_entry, neg_groups=scores.held_out_entry,
+            escalate_neg=scores.escalate_held_out, escalate_groups=scores.escalate_topic,
+            proxy_topics=proxy_topics, pos_groups=scores.positives_entry, neg_groups=scores.held_out_entry,
             confidence=confidence, near_share=near_share)
         tpr = float((pos >= threshold).mean()) if pos.size else float("nan")
         tnr = float((neg < threshold).mean())
+        method = f"cross-fit risk control: estimated wrong-answer rate <= {max_wrong:g} at {oos_share:g} out of scope"
+        if scores.escalate_held_out.size >= MIN_ESCALATE_EXAMPLES:
+            topics = int(np.unique(scores.escalate_topic).size)
+            share = near_share if near_share is not None else near_share_for(topics, proxy_topics)
+            method += (f"; {scores.escalate_held_out.size} escalation examples in {topics} topics, held-out"
+                       f" entries {share:.2f} of the out-of-scope mass")
         report = CalibrationReport(
             threshold, (tpr + tnr) / 2.0 if pos.size else float("nan"), tpr, tnr, int(pos.size), int(neg.size),
-            f"cross-fit risk control: estimated wrong-answer rate <= {max_wrong:g} at {oos_share:g} out of scope",
-            rate, coverage, float(max_wrong), float(oos_share))
+            method, rate, coverage, float(max_wrong), float(oos_share))
         logger.info("calibrated answer threshold %.4f (estimated wrong-answer rate %.3f, coverage %.3f; "
                     "%d pos / %d neg)", threshold, rate, coverage, pos.size, neg.size)
         return report
