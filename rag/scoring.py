@@ -449,6 +449,17 @@ def near_share_for(n_topics: int, proxy_topics: float = DEFAULT_PROXY_TOPICS) ->
     return proxy_topics / (proxy_topics + n_topics)
 
 
+def _examples_weight(topics: np.ndarray, near_share: float | None, proxy_topics: float) -> tuple[int, float]:
+    """``(topics, near share)`` of escalation examples with these topic labels: how many topics they
+    count as, and the share of the out-of-scope mass the held-out entries keep beside them
+    (``near_share``, else :func:`near_share_for`). Fewer than :data:`MIN_ESCALATE_EXAMPLES` examples
+    count for nothing: ``(0, 1.0)``."""
+    if topics.size < MIN_ESCALATE_EXAMPLES:
+        return 0, 1.0
+    n_topics = int(np.unique(topics).size)
+    return n_topics, near_share if near_share is not None else near_share_for(n_topics, proxy_topics)
+
+
 def risk_controlled_threshold(
     pos: np.ndarray,
     pos_right: np.ndarray,
@@ -500,8 +511,7 @@ def risk_controlled_threshold(
     eg = np.asarray(escalate_groups if escalate_groups is not None else np.arange(esc.size), dtype=np.int64)
     if esc.size < MIN_ESCALATE_EXAMPLES:
         esc, eg = np.zeros(0), np.zeros(0, dtype=np.int64)
-    if near_share is None:
-        near_share = near_share_for(np.unique(eg).size, proxy_topics)
+    _, near_share = _examples_weight(eg, near_share, proxy_topics)
     finite = np.concatenate([pos[np.isfinite(pos)], neg[np.isfinite(neg)], esc[np.isfinite(esc)]])
     if not finite.size:
         raise ValueError("calibration needs scores")
@@ -647,9 +657,8 @@ def calibrate(
         tpr = float((pos >= threshold).mean()) if pos.size else float("nan")
         tnr = float((neg < threshold).mean())
         method = f"cross-fit risk control: estimated wrong-answer rate <= {max_wrong:g} at {oos_share:g} out of scope"
-        if scores.escalate_held_out.size >= MIN_ESCALATE_EXAMPLES:
-            topics = int(np.unique(scores.escalate_topic).size)
-            share = near_share if near_share is not None else near_share_for(topics, proxy_topics)
+        topics, share = _examples_weight(scores.escalate_topic, near_share, proxy_topics)
+        if topics:
             method += (f"; {scores.escalate_held_out.size} escalation examples in {topics} topics, held-out"
                        f" entries {share:.2f} of the out-of-scope mass")
         report = CalibrationReport(
